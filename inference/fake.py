@@ -1,0 +1,201 @@
+"""Deterministic fake engines for fast tests of everything above the engine.
+
+They follow the real engines' contracts (validation, finish reasons, usage,
+stop flag) and record what they were asked in ``calls``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import math
+import random
+import threading
+import time
+import wave
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from inference.text import StopScanner
+from inference.types import (
+    AudioDecodeError,
+    ChatMessage,
+    ContextOverflowError,
+    EmbeddingResult,
+    FinishReason,
+    InvalidRequestError,
+    SamplingParams,
+    Segment,
+    SpeechResult,
+    TextChunk,
+    TranscriptionInfo,
+    TranscriptionResult,
+    Usage,
+)
+
+WORDS = ("alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet")
+
+
+def _tokens(text: str) -> list[str]:
+    return text.split()
+
+
+class FakeTextEngine:
+    """Replies 'You said: <last user message>' then seeded filler words, one word per token."""
+
+    has_chat_template = True
+
+    def __init__(self, *, n_ctx: int = 2048, delay: float = 0.0, chat: bool = True) -> None:
+        self.n_ctx = n_ctx
+        self.delay = delay
+        self.has_chat_template = chat
+        self.calls: list[dict[str, Any]] = []
+
+    def count_tokens(self, text: str) -> int:
+        return len(_tokens(text))
+
+    def chat(
+        self, messages: Sequence[ChatMessage], params: SamplingParams, stop_event: threading.Event | None = None
+    ) -> Iterator[TextChunk]:
+        if not self.has_chat_template:
+            raise InvalidRequestError("this model has no chat template; use plain completion instead")
+        if not messages:
+            raise InvalidRequestError("messages must not be empty")
+        self.calls.append({"kind": "chat", "messages": list(messages), "params": params})
+        last = next((m.content for m in reversed(messages) if m.role == "user"), "")
+        prompt_tokens = sum(len(_tokens(m.content)) + 2 for m in messages)
+        return self._generate(prompt_tokens, f"You said: {last}", params, stop_event)
+
+    def complete(
+        self, prompt: str, params: SamplingParams, stop_event: threading.Event | None = None
+    ) -> Iterator[TextChunk]:
+        if not prompt:
+            raise InvalidRequestError("prompt must not be empty")
+        self.calls.append({"kind": "complete", "prompt": prompt, "params": params})
+        return self._generate(len(_tokens(prompt)) + 1, "and then", params, stop_event)
+
+    def _generate(
+        self, n_prompt: int, lead: str, params: SamplingParams, stop_event: threading.Event | None
+    ) -> Iterator[TextChunk]:
+        max_tokens = params.max_tokens if params.max_tokens is not None else self.n_ctx - n_prompt
+        if n_prompt + max_tokens > self.n_ctx:
+            raise ContextOverflowError(
+                f"the prompt is {n_prompt} tokens and max_tokens is {max_tokens}: more than the context of {self.n_ctx}"
+            )
+        stop_event = stop_event or threading.Event()
+        rng = random.Random(params.seed if params.seed is not None else random.randrange(2**32))
+        words = _tokens(lead) + [rng.choice(WORDS) for _ in range(12)]
+
+        def stream() -> Iterator[TextChunk]:
+            scanner = StopScanner(params.stop)
+            finish: FinishReason = "stop"
+            completion = 0
+            for word in words:
+                if stop_event.is_set():
+                    finish = "cancelled"
+                    break
+                if completion >= max_tokens:
+                    finish = "length"
+                    break
+                if self.delay:
+                    time.sleep(self.delay)
+                completion += 1
+                text, hit = scanner.feed(("" if completion == 1 else " ") + word)
+                if text:
+                    yield TextChunk(text)
+                if hit:
+                    break
+            tail = scanner.flush() if finish != "stop" or not params.stop else ""
+            yield TextChunk(tail, finish, Usage(prompt_tokens=n_prompt, completion_tokens=completion))
+
+        return stream()
+
+
+class FakeEmbeddingEngine:
+    dimensions = 8
+    n_ctx = 512
+
+    def __init__(self) -> None:
+        self.calls: list[list[str]] = []
+
+    def count_tokens(self, text: str) -> int:
+        return len(_tokens(text)) + 2
+
+    def embed(self, texts: Sequence[str]) -> EmbeddingResult:
+        if not texts:
+            raise InvalidRequestError("input must contain at least one text")
+        for index, text in enumerate(texts):
+            if not isinstance(text, str) or not text:
+                raise InvalidRequestError(f"input[{index}] must be a non-empty string")
+        self.calls.append(list(texts))
+        vectors = []
+        for text in texts:
+            digest = hashlib.sha256(text.encode()).digest()
+            raw = [b - 127.5 for b in digest[: self.dimensions]]
+            norm = math.sqrt(sum(v * v for v in raw))
+            vectors.append([v / norm for v in raw])
+        return EmbeddingResult(vectors=vectors, usage=Usage(prompt_tokens=sum(self.count_tokens(t) for t in texts)))
+
+
+class FakeSpeechToTextEngine:
+    """'Audio' is UTF-8 text prefixed with b'FAKEAUDIO:'; one segment per sentence, 1 s per word."""
+
+    multilingual = True
+
+    def __init__(self) -> None:
+        self.calls: list[dict[str, Any]] = []
+
+    def transcribe(
+        self, audio: Any, *, language: str | None = None, task: str = "transcribe", stop_event: Any = None
+    ) -> tuple[TranscriptionInfo, Iterator[Segment]]:
+        data = audio if isinstance(audio, bytes) else audio.read()
+        if not data.startswith(b"FAKEAUDIO:"):
+            raise AudioDecodeError("the audio could not be decoded: not fake audio")
+        self.calls.append({"language": language, "task": task})
+        sentences = [s.strip() for s in data[10:].decode().split(".") if s.strip()]
+        segments, start = [], 0.0
+        for n, sentence in enumerate(sentences):
+            end = start + len(sentence.split())
+            segments.append(Segment(id=n, start=start, end=end, text=sentence + "."))
+            start = end
+        info = TranscriptionInfo(language=language or "en", language_probability=1.0, duration=start)
+        return info, iter(segments)
+
+    def transcribe_all(
+        self, audio: Any, *, language: str | None = None, task: str = "transcribe"
+    ) -> TranscriptionResult:
+        info, segments = self.transcribe(audio, language=language, task=task)
+        parts = list(segments)
+        return TranscriptionResult(
+            text=" ".join(p.text for p in parts),
+            language=info.language,
+            segments=parts,
+            usage=Usage(audio_seconds=info.duration),
+        )
+
+
+class FakeTextToSpeechEngine:
+    """Silence: 0.05 s per character at speed 1, as a real 16-bit WAV."""
+
+    sample_rate = 16000
+    max_characters = 4096
+
+    def synthesize(self, text: str, *, speed: float = 1.0) -> SpeechResult:
+        text = (text or "").strip()
+        if not text:
+            raise InvalidRequestError("text must not be empty")
+        if len(text) > self.max_characters:
+            raise InvalidRequestError(f"text is {len(text)} characters; the limit is {self.max_characters}")
+        frames = int(len(text) * 0.05 / speed * self.sample_rate)
+        buffer = io.BytesIO()
+        with wave.open(buffer, "wb") as wav:
+            wav.setnchannels(1)
+            wav.setsampwidth(2)
+            wav.setframerate(self.sample_rate)
+            wav.writeframes(b"\x00\x00" * frames)
+        return SpeechResult(
+            wav=buffer.getvalue(),
+            sample_rate=self.sample_rate,
+            duration=frames / self.sample_rate,
+            usage=Usage(characters=len(text)),
+        )

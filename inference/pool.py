@@ -1,0 +1,159 @@
+"""The engine pool: every catalog model, loaded lazily, each behind its own worker."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from inference.catalog import ModelSpec
+from inference.device import DeviceDecision
+from inference.serving import Job, JobFn, JobObserver, LoadedEngine, ModelWorker
+from inference.types import InvalidRequestError
+
+logger = logging.getLogger(__name__)
+
+EngineFactory = Callable[[ModelSpec, bool, int], Any]
+
+
+class UnknownModelError(InvalidRequestError):
+    code = "model_not_found"
+
+
+def build_engine(spec: ModelSpec, gpu: bool, threads: int) -> Any:
+    """Construct the real engine for a catalog entry (imports its library here, not at import time)."""
+    if spec.engine == "fake":
+        from inference import fake
+
+        return {
+            "text-to-text": lambda: fake.FakeTextEngine(n_ctx=spec.n_ctx or 2048),
+            "text-completion": lambda: fake.FakeTextEngine(n_ctx=spec.n_ctx or 2048, chat=False),
+            "embeddings": fake.FakeEmbeddingEngine,
+            "speech-to-text": fake.FakeSpeechToTextEngine,
+            "text-to-speech": fake.FakeTextToSpeechEngine,
+        }[spec.task]()
+    if spec.task in ("text-to-text", "text-completion"):
+        from inference.text import LlamaTextEngine
+
+        return LlamaTextEngine(path=spec.path, n_ctx=spec.n_ctx, threads=threads, gpu=gpu, **spec.options)
+    if spec.task == "embeddings":
+        from inference.text import LlamaEmbeddingEngine
+
+        return LlamaEmbeddingEngine(path=spec.path, n_ctx=spec.n_ctx or 512, threads=threads, gpu=gpu)
+    if spec.task == "speech-to-text":
+        from inference.speech import WhisperEngine
+
+        return WhisperEngine(path=spec.path, threads=threads, gpu=gpu, **spec.options)
+    from inference.speech import PiperEngine
+
+    return PiperEngine(path=spec.path, gpu=gpu, **spec.options)
+
+
+def _llama_gpu_offload() -> bool:
+    try:
+        import llama_cpp
+
+        return bool(llama_cpp.llama_supports_gpu_offload())
+    except Exception:
+        return False
+
+
+def load_on_device(spec: ModelSpec, device: DeviceDecision, threads: int, factory: EngineFactory) -> LoadedEngine:
+    """Load on the decided device; a model that fails on the GPU falls back to CPU and says so."""
+    if device.device == "cpu" or spec.engine == "fake":
+        return LoadedEngine(factory(spec, False, threads), "cpu")
+    try:
+        engine = factory(spec, True, threads)
+    except Exception as exc:
+        logger.warning("model %s failed to load on CUDA (%s); falling back to CPU", spec.id, exc)
+        return LoadedEngine(factory(spec, False, threads), "cpu", f"failed to load on CUDA ({exc}); fell back to CPU")
+    if spec.engine == "llama" and not _llama_gpu_offload():
+        return LoadedEngine(engine, "cpu", "llama.cpp was built without GPU offload; running on CPU")
+    return LoadedEngine(engine, "cuda")
+
+
+@dataclass(frozen=True)
+class ModelStatus:
+    id: str
+    task: str
+    state: str
+    device: str
+    note: str
+    error: str
+    waiting: int
+    weights_present: bool
+
+
+class EnginePool:
+    def __init__(
+        self,
+        specs: Iterable[ModelSpec],
+        *,
+        device: DeviceDecision,
+        threads: int,
+        max_queue: int = 100,
+        factory: EngineFactory = build_engine,
+    ) -> None:
+        self.device = device
+        self.specs = {spec.id: spec for spec in specs}
+        self.workers = {
+            spec.id: ModelWorker(
+                spec.id,
+                lambda spec=spec: load_on_device(spec, device, threads, factory),
+                max_queue=max_queue,
+            )
+            for spec in self.specs.values()
+        }
+
+    def spec(self, model_id: str) -> ModelSpec:
+        try:
+            return self.specs[model_id]
+        except KeyError:
+            raise UnknownModelError(f"the model {model_id!r} does not exist") from None
+
+    def worker(self, model_id: str) -> ModelWorker:
+        self.spec(model_id)
+        return self.workers[model_id]
+
+    def submit(
+        self, model_id: str, fn: JobFn[Any], observer: JobObserver | None = None, *, background: bool = False
+    ) -> Job[Any]:
+        """Run ``fn(engine, stop_event)`` (returning an iterator) on the model's worker thread.
+
+        Background (bulk) jobs yield to interactive ones: they wait behind every interactive request.
+        """
+        return self.worker(model_id).submit(fn, observer, background=background)
+
+    def call(self, model_id: str, fn: Callable[[Any], Any], observer: JobObserver | None = None) -> Any:
+        """Run a one-shot ``fn(engine)`` on the model's worker and wait for its result."""
+
+        def once(engine: Any, _stop: Any) -> Any:
+            return iter((fn(engine),))  # fn runs here, so a refusal raises before the job counts as started
+
+        (result,) = self.submit(model_id, once, observer).result()
+        return result
+
+    def warm(self, model_ids: Iterable[str] | None = None) -> list[Job[Any]]:
+        """Queue a load of each model (all by default); returns jobs to wait on if wanted."""
+
+        def noop(engine: Any, _stop: Any) -> Any:
+            yield from ()
+
+        ids = list(model_ids) if model_ids is not None else [s.id for s in self.specs.values() if s.weights_present]
+        return [self.submit(model_id, noop) for model_id in ids]
+
+    def status(self) -> list[ModelStatus]:
+        return [
+            ModelStatus(
+                id=spec.id,
+                task=spec.task,
+                state=self.workers[spec.id].state,
+                device=self.workers[spec.id].device or self.device.device,
+                note=self.workers[spec.id].note,
+                error=self.workers[spec.id].error,
+                waiting=self.workers[spec.id].waiting,
+                weights_present=spec.weights_present,
+            )
+            for spec in self.specs.values()
+        ]

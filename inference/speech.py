@@ -1,0 +1,137 @@
+"""Speech-to-text (faster-whisper) and text-to-speech (Piper)."""
+
+from __future__ import annotations
+
+import io
+import threading
+import wave
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, BinaryIO, Literal
+
+from inference.types import (
+    AudioDecodeError,
+    InvalidRequestError,
+    ModelLoadError,
+    Segment,
+    SpeechResult,
+    TranscriptionInfo,
+    TranscriptionResult,
+    Usage,
+)
+
+Audio = bytes | str | Path | BinaryIO
+Task = Literal["transcribe", "translate"]
+
+
+class WhisperEngine:
+    """faster-whisper over a local CTranslate2 directory; int8 on CPU, float16 on CUDA."""
+
+    def __init__(self, *, path: Path, threads: int, gpu: bool = False, compute_type: str | None = None) -> None:
+        if not (path / "model.bin").is_file():
+            raise ModelLoadError(f"no CTranslate2 model.bin in {path}")
+        from faster_whisper import WhisperModel
+
+        self.compute_type = compute_type or ("float16" if gpu else "int8")
+        self.model = WhisperModel(
+            str(path),
+            device="cuda" if gpu else "cpu",
+            compute_type=self.compute_type,
+            cpu_threads=threads,
+            local_files_only=True,
+        )
+        self.multilingual = bool(self.model.model.is_multilingual)
+
+    def _decode(self, audio: Audio) -> Any:
+        from faster_whisper.audio import decode_audio
+
+        source: Any = io.BytesIO(audio) if isinstance(audio, bytes) else audio
+        if isinstance(source, Path):
+            source = str(source)
+        try:
+            samples = decode_audio(source, sampling_rate=self.model.feature_extractor.sampling_rate)
+        except Exception as exc:  # PyAV raises many types (InvalidDataError, ValueError, ...)
+            raise AudioDecodeError(f"the audio could not be decoded: {exc}") from exc
+        if samples.size == 0:
+            raise AudioDecodeError("the audio contains no samples")
+        return samples
+
+    def transcribe(
+        self,
+        audio: Audio,
+        *,
+        language: str | None = None,
+        task: Task = "transcribe",
+        stop_event: threading.Event | None = None,
+    ) -> tuple[TranscriptionInfo, Iterator[Segment]]:
+        """Decode the audio now (a bad file fails here); segments are produced lazily."""
+        if task not in ("transcribe", "translate"):
+            raise InvalidRequestError("task must be 'transcribe' or 'translate'")
+        if not self.multilingual:
+            if task == "translate":
+                raise InvalidRequestError("this model is English-only and cannot translate")
+            if language not in (None, "en"):
+                raise InvalidRequestError("this model is English-only; language must be 'en' or omitted")
+        samples = self._decode(audio)
+        try:
+            segments, info = self.model.transcribe(samples, language=language, task=task, beam_size=1, vad_filter=False)
+        except ValueError as exc:  # e.g. an unknown language code
+            raise InvalidRequestError(str(exc)) from exc
+        summary = TranscriptionInfo(
+            language=info.language, language_probability=float(info.language_probability), duration=float(info.duration)
+        )
+
+        def iterate() -> Iterator[Segment]:
+            for n, seg in enumerate(segments):
+                yield Segment(id=n, start=round(seg.start, 3), end=round(seg.end, 3), text=seg.text.strip())
+                if stop_event is not None and stop_event.is_set():
+                    return
+
+        return summary, iterate()
+
+    def transcribe_all(
+        self, audio: Audio, *, language: str | None = None, task: Task = "transcribe"
+    ) -> TranscriptionResult:
+        info, segments = self.transcribe(audio, language=language, task=task)
+        parts = list(segments)
+        return TranscriptionResult(
+            text=" ".join(p.text for p in parts).strip(),
+            language=info.language,
+            segments=parts,
+            usage=Usage(audio_seconds=info.duration),
+        )
+
+
+class PiperEngine:
+    """Piper text-to-speech: text in, 16-bit mono WAV out."""
+
+    def __init__(
+        self, *, path: Path, config_path: Path | None = None, gpu: bool = False, max_characters: int = 4096
+    ) -> None:
+        config_path = config_path or path.with_name(path.name + ".json")
+        if not path.is_file() or not config_path.is_file():
+            raise ModelLoadError(f"Piper voice or its config missing: {path}, {config_path}")
+        from piper import PiperVoice
+
+        self.voice = PiperVoice.load(str(path), config_path=str(config_path), use_cuda=gpu)
+        self.sample_rate = int(self.voice.config.sample_rate)
+        self.max_characters = max_characters
+
+    def synthesize(self, text: str, *, speed: float = 1.0) -> SpeechResult:
+        from piper import SynthesisConfig
+
+        text = (text or "").strip()
+        if not text:
+            raise InvalidRequestError("text must not be empty")
+        if len(text) > self.max_characters:
+            raise InvalidRequestError(f"text is {len(text)} characters; the limit is {self.max_characters}")
+        if not 0.25 <= speed <= 4.0:
+            raise InvalidRequestError("speed must be between 0.25 and 4.0")
+        buffer = io.BytesIO()
+        with wave.open(buffer, "wb") as wav:
+            # Piper's length_scale is a duration multiplier: faster speech = shorter.
+            self.voice.synthesize_wav(text, wav, syn_config=SynthesisConfig(length_scale=1.0 / speed))
+        data = buffer.getvalue()
+        with wave.open(io.BytesIO(data), "rb") as wav:
+            frames, rate = wav.getnframes(), wav.getframerate()
+        return SpeechResult(wav=data, sample_rate=rate, duration=frames / rate, usage=Usage(characters=len(text)))

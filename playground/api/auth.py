@@ -1,0 +1,64 @@
+"""Bearer-token authentication, failed-authentication bans and JSON errors for every API view."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable
+
+from asgiref.sync import sync_to_async
+from django.http import HttpRequest, HttpResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from inference import EngineError
+from playground.api.errors import ApiError, error_response, from_engine_error
+from playground.tokens.services import token_authenticate
+from playground.tokens.throttle import auth_failure_record, ban_remaining, client_address
+from playground.usage.services import Caller, caller_set
+
+AsyncView = Callable[..., Awaitable[HttpResponse]]
+
+
+def _bearer(request: HttpRequest) -> str:
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    return value.strip() if scheme.lower() == "bearer" else ""
+
+
+def api_view(view: AsyncView) -> AsyncView:
+    """Wrap an async API view: ban check, token check, and every refusal as the documented error JSON."""
+
+    @functools.wraps(view)
+    async def wrapper(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
+        try:
+            address = client_address(peer=request.META.get("REMOTE_ADDR", ""), headers=request.headers)
+            banned_for = await sync_to_async(ban_remaining)(address=address)
+            if banned_for > 0:
+                raise ApiError(
+                    403,
+                    f"too many failed authentication attempts from {address}; banned for {banned_for} more seconds",
+                    type="permission_error",
+                    code="banned",
+                    headers={"Retry-After": str(banned_for)},
+                )
+            raw = _bearer(request)
+            token = await sync_to_async(token_authenticate)(raw=raw) if raw else None
+            if token is None:
+                await sync_to_async(auth_failure_record)(address=address)
+                message = "invalid API token" if raw else "missing API token: send Authorization: Bearer <token>"
+                raise ApiError(
+                    401,
+                    message,
+                    type="authentication_error",
+                    code="invalid_api_key",
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
+            request.api_token = token  # type: ignore[attr-defined]
+            request.api_user = token.user  # type: ignore[attr-defined]
+            caller_set(Caller(user=token.user, token=token, source="api", endpoint=request.path))
+            return await view(request, *args, **kwargs)
+        except ApiError as exc:
+            return error_response(exc)
+        except EngineError as exc:
+            return error_response(from_engine_error(exc))
+
+    return csrf_exempt(wrapper)

@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+from django import forms
+
+from playground.bulk.models import Dataset
+
+
+class UploadForm(forms.Form):
+    """Pick a dataset or name a new one, and a CSV file."""
+
+    dataset = forms.ModelChoiceField(queryset=Dataset.objects.none(), required=False, empty_label="New dataset…")
+    new_name = forms.CharField(max_length=100, required=False, label="New dataset name")
+    file = forms.FileField(label="CSV file", help_text="UTF-8 CSV, one column headed 'prompts', at most 500 MB.")
+
+    def __init__(self, *args: object, user: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["dataset"].queryset = Dataset.objects.filter(user=user)
+
+    def clean_new_name(self) -> str:
+        return " ".join(self.cleaned_data["new_name"].split())
+
+    def clean(self) -> dict[str, object]:
+        data = super().clean()
+        if not data.get("dataset") and not data.get("new_name"):
+            self.add_error("new_name", "Choose a dataset or name a new one.")
+        return data

@@ -1,0 +1,9 @@
+from django.urls import path
+
+from playground.catalog import views
+
+urlpatterns = [
+    path("", views.catalog, name="catalog"),
+    path("models/<str:model_id>/", views.card, name="card"),
+    path("health", views.health, name="health"),
+]

@@ -1,0 +1,38 @@
+from django.contrib import admin
+
+from playground.chat.models import Conversation, Message
+
+
+class MessageInline(admin.TabularInline):
+    model = Message
+    extra = 0
+    fields = (
+        "role",
+        "content",
+        "model_id",
+        "params",
+        "prompt_tokens",
+        "completion_tokens",
+        "ttft_ms",
+        "tokens_per_second",
+        "finish_reason",
+        "created_at",
+    )
+    readonly_fields = ("created_at",)
+
+
+@admin.register(Conversation)
+class ConversationAdmin(admin.ModelAdmin):
+    list_display = ("id", "title", "user", "model_id", "updated_at")
+    list_filter = ("model_id",)
+    search_fields = ("title", "user__username")
+    raw_id_fields = ("user",)
+    inlines = [MessageInline]
+
+
+@admin.register(Message)
+class MessageAdmin(admin.ModelAdmin):
+    list_display = ("id", "conversation", "role", "model_id", "prompt_tokens", "completion_tokens", "finish_reason")
+    list_filter = ("role", "model_id", "finish_reason")
+    search_fields = ("content",)
+    raw_id_fields = ("conversation",)

@@ -1,0 +1,289 @@
+"""The Playground's streaming socket at ``ws/chat/`` (chat and plain completion).
+
+Only signed-in users may connect (the session authenticates the socket; anonymous
+sockets are refused before the handshake completes). Every frame is a JSON object.
+
+Client to server::
+
+    {"type": "generate", "mode": "chat", "model": id, "conversation": id | null,
+     "system": str, "content": str, "params": {...panel fields...}}
+    {"type": "generate", "mode": "completion", "model": id, "content": str, "params": {...}}
+    {"type": "regenerate", "conversation": id, "model": id (optional), "system": str (optional), "params": {...}}
+    {"type": "stop"}
+
+``params`` holds the Advanced Parameters panel's fields (temperature, top_p, top_k,
+max_tokens, presence_penalty, frequency_penalty, repetition_penalty, seed, stop as
+one string of lines or a list); a blank or missing field takes the model's default,
+an out-of-range one is refused with the panel's message (never clamped).
+
+Server to client, in this order for one reply::
+
+    {"type": "conversation", "id": int, "title": str}          chat mode only
+    {"type": "queued", "position": n}                         while n-th in the model's line (polled every 0.5 s)
+    {"type": "started"}                                       the engine took the request
+    {"type": "token", "text": str}                            as generated (model output: render it as text)
+    {"type": "done", "finish_reason": "stop" | "length" | "cancelled",
+     "usage": {"prompt_tokens": int, "completion_tokens": int},
+     "ttft_ms": float | null, "tokens_per_second": float | null, "message_id": int | null}
+    {"type": "error", "message": str, "code": str}
+
+Bad JSON, an unknown type, invalid fields or parameters, or another user's
+conversation id get an error frame; the socket stays open. ``stop`` (or a new
+generate) cancels the running reply in the engine, which still ends with a ``done``
+frame whose finish reason is "cancelled"; closing the socket cancels it too. Each
+reply, also one cut short, is recorded exactly once (saved message and model stats).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+
+from inference import EngineError, Job, SamplingParams, TextChunk
+from playground.chat import services
+from playground.chat.forms import GenerateForm, sampling_form
+from playground.chat.models import Conversation
+from playground.chat.selectors import conversation_get
+from playground.usage.services import Caller, caller_set
+
+logger = logging.getLogger(__name__)
+
+QUEUE_POLL_SECONDS = 0.5
+QUEUE_FIRST_CHECK_SECONDS = 0.1
+DRAIN_SECONDS = 10.0  # how long a cancelled reply may take to hand back its usage
+
+
+@dataclass
+class Reply:
+    """One reply being streamed: the job and what is needed to record it when it ends."""
+
+    job: Job[TextChunk]
+    model_id: str
+    params: SamplingParams
+    turn: services.Turn | None
+    parts: list[str] = field(default_factory=list)
+
+
+def _form_errors(form: Any) -> str:
+    return "; ".join(f"{name}: {' '.join(errors)}" for name, errors in form.errors.items())
+
+
+class ChatConsumer(AsyncWebsocketConsumer):
+    async def connect(self) -> None:
+        self.user = self.scope.get("user")
+        self.reply: Reply | None = None
+        self.task: asyncio.Task[None] | None = None
+        self.closed = False
+        if self.user is None or not self.user.is_authenticated:
+            await self.close(code=4401)
+            return
+        # Every generation this socket starts (tasks copy this context) is metered as this user.
+        caller_set(Caller(user=self.user, source="playground", endpoint="ws/chat"))
+        await self.accept()
+
+    async def disconnect(self, code: int) -> None:
+        self.closed = True
+        await self._cancel_running()
+
+    async def send_json(self, content: dict[str, Any]) -> None:
+        if not self.closed:
+            await self.send(text_data=json.dumps(content))
+
+    async def send_error(self, message: str, code: str = "invalid_request") -> None:
+        await self.send_json({"type": "error", "message": message, "code": code})
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        try:
+            frame = json.loads(text_data or "")
+        except ValueError:
+            await self.send_error("frames must be JSON objects", "bad_json")
+            return
+        if not isinstance(frame, dict):
+            await self.send_error("frames must be JSON objects", "bad_json")
+            return
+        kind = frame.get("type")
+        if kind == "stop":
+            if self.reply is not None:
+                self.reply.job.cancel()  # the stream still ends with its usage and "cancelled"
+            return
+        if kind not in ("generate", "regenerate"):
+            await self.send_error(f"unknown frame type {kind!r}", "unknown_type")
+            return
+        try:
+            if kind == "generate":
+                await self.generate(frame)
+            else:
+                await self.regenerate(frame)
+        except EngineError as exc:
+            await self.send_error(str(exc), exc.code)
+        except Conversation.DoesNotExist:
+            await self.send_error("conversation not found", "not_found")
+
+    async def generate(self, frame: dict[str, Any]) -> None:
+        content = frame.get("content", frame.get("prompt"))
+        form = GenerateForm({**frame, "content": content})
+        if not form.is_valid():
+            await self.send_error(_form_errors(form))
+            return
+        data = form.cleaned_data
+        params = await self._params(data["model"], frame.get("params"))
+        if params is None:
+            return
+        await self._cancel_running()  # a new prompt replaces the running reply
+        if data["mode"] == "completion":
+            job = services.reply_stream(model_id=data["model"], params=params, prompt=data["content"])
+            self._start(Reply(job=job, model_id=data["model"], params=params, turn=None))
+            return
+        conversation = None
+        if data["conversation"] is not None:
+            conversation = await database_sync_to_async(conversation_get)(
+                user=self.user, conversation_id=data["conversation"]
+            )
+        turn = await database_sync_to_async(services.turn_start)(
+            user=self.user,
+            model_id=data["model"],
+            conversation=conversation,
+            system_prompt=data["system"],
+            content=data["content"],
+        )
+        await self._stream_turn(turn, data["model"], params)
+
+    async def regenerate(self, frame: dict[str, Any]) -> None:
+        conversation_id = frame.get("conversation")
+        if not isinstance(conversation_id, int) or isinstance(conversation_id, bool):
+            await self.send_error("conversation: a conversation id is required")
+            return
+        conversation = await database_sync_to_async(conversation_get)(user=self.user, conversation_id=conversation_id)
+        model_id = frame.get("model") or conversation.model_id
+        form = GenerateForm({"model": model_id, "mode": "chat", "content": "-"})
+        if not form.is_valid():
+            await self.send_error(_form_errors(form))
+            return
+        params = await self._params(model_id, frame.get("params"))
+        if params is None:
+            return
+        await self._cancel_running()
+        system = frame.get("system")
+        turn = await database_sync_to_async(services.turn_regenerate)(
+            conversation=conversation, model_id=model_id, system_prompt=system if isinstance(system, str) else None
+        )
+        await self._stream_turn(turn, model_id, params)
+
+    async def _params(self, model_id: str, data: Any) -> SamplingParams | None:
+        form = sampling_form(model_id=model_id, data=data)
+        if not form.is_valid():
+            await self.send_error(form.param_errors(), "invalid_params")
+            return None
+        return form.to_params()
+
+    async def _stream_turn(self, turn: services.Turn, model_id: str, params: SamplingParams) -> None:
+        await self.send_json({"type": "conversation", "id": turn.conversation.pk, "title": turn.conversation.title})
+        job = services.reply_stream(model_id=model_id, params=params, messages=turn.history)
+        self._start(Reply(job=job, model_id=model_id, params=params, turn=turn))
+
+    def _start(self, reply: Reply) -> None:
+        # Stream in a task of its own so receive() stays free to see stop frames and the disconnect.
+        self.reply = reply
+        self.task = asyncio.create_task(self._stream(reply))
+
+    async def _cancel_running(self) -> None:
+        """Stop the running reply in the engine and wait for it to be recorded."""
+        reply, task = self.reply, self.task
+        if reply is None or task is None:
+            return
+        reply.job.cancel()
+        try:
+            await asyncio.wait_for(asyncio.shield(task), DRAIN_SECONDS)
+        except TimeoutError:
+            task.cancel()
+        except Exception:
+            logger.exception("a cancelled reply failed")
+
+    async def _report_queue(self, job: Job[TextChunk]) -> None:
+        # A free worker takes a job within milliseconds: wait a moment so an idle model shows no queue.
+        await asyncio.sleep(QUEUE_FIRST_CHECK_SECONDS)
+        last = None
+        while True:
+            position = job.position()
+            if position and position != last:
+                await self.send_json({"type": "queued", "position": position})
+            last = position
+            await asyncio.sleep(QUEUE_POLL_SECONDS)
+
+    async def _stream(self, reply: Reply) -> None:
+        try:
+            await self._stream_reply(reply)
+        except Exception:
+            logger.exception("streaming a reply on %s failed", reply.model_id)
+            await self.send_error("the reply failed; see the server log", "internal_error")
+
+    async def _stream_reply(self, reply: Reply) -> None:
+        job = reply.job
+        poller = asyncio.create_task(self._report_queue(job))
+        started = first_token = None
+        finish, usage = None, None
+        try:
+            async for chunk in job:
+                now = time.monotonic()
+                if started is None:
+                    poller.cancel()
+                    started = job.started_at or now
+                    await self.send_json({"type": "started"})
+                if chunk.text:
+                    first_token = first_token or now
+                    reply.parts.append(chunk.text)
+                    await self.send_json({"type": "token", "text": chunk.text})
+                if chunk.finish_reason is not None:
+                    finish, usage = chunk.finish_reason, chunk.usage
+        except EngineError as exc:
+            await self.send_error(str(exc), exc.code)
+            return
+        finally:
+            poller.cancel()
+            if self.reply is reply:
+                self.reply = None
+        if finish is None or usage is None:
+            # Cancelled while still waiting in line: the engine never ran, there is nothing to record.
+            await self.send_json(
+                {
+                    "type": "done",
+                    "finish_reason": "cancelled",
+                    "usage": {"prompt_tokens": 0, "completion_tokens": 0},
+                    "ttft_ms": None,
+                    "tokens_per_second": None,
+                    "message_id": None,
+                }
+            )
+            return
+        ended = time.monotonic()
+        ttft = first_token - started if first_token is not None and started is not None else None
+        tps = None
+        if first_token is not None and usage.completion_tokens > 1 and ended > first_token:
+            tps = (usage.completion_tokens - 1) / (ended - first_token)  # decode speed, after the first token
+        message = await database_sync_to_async(services.reply_record)(
+            model_id=reply.model_id,
+            params=reply.params,
+            text="".join(reply.parts),
+            finish_reason=finish,
+            usage=usage,
+            ttft_seconds=ttft,
+            tokens_per_second=tps,
+            turn=reply.turn,
+        )
+        await self.send_json(
+            {
+                "type": "done",
+                "finish_reason": finish,
+                "usage": {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens},
+                "ttft_ms": None if ttft is None else round(ttft * 1000, 1),
+                "tokens_per_second": None if tps is None else round(tps, 2),
+                "message_id": message.pk if message else None,
+            }
+        )

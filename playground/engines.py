@@ -1,0 +1,41 @@
+"""The one place the site gets engines from: builds the pool from settings and caches it."""
+
+from __future__ import annotations
+
+import threading
+
+from django.conf import settings
+
+from inference import DeviceDecision, EnginePool, ModelSpec, decide_device, load_catalog
+
+_lock = threading.Lock()
+_pool: EnginePool | None = None
+
+
+def catalog_specs() -> list[ModelSpec]:
+    return load_catalog(list(settings.PLAYGROUND_CATALOG_FILES), models_dir=settings.PLAYGROUND_MODELS_DIR)
+
+
+def get_pool() -> EnginePool:
+    """The process-wide pool; the device is decided once, on first use."""
+    global _pool
+    with _lock:
+        if _pool is None:
+            _pool = EnginePool(
+                catalog_specs(),
+                device=decide_device(settings.PLAYGROUND_DEVICE),
+                threads=settings.PLAYGROUND_THREADS,
+                max_queue=settings.PLAYGROUND_MAX_QUEUE,
+            )
+        return _pool
+
+
+def set_pool(pool: EnginePool | None) -> None:
+    """Install a pool (tests install one of fake engines); None rebuilds from settings on next use."""
+    global _pool
+    with _lock:
+        _pool = pool
+
+
+def device_decision() -> DeviceDecision:
+    return get_pool().device

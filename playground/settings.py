@@ -1,0 +1,172 @@
+"""One settings module for every deployment; the environment picks the differences.
+
+The defaults run locally with nothing else installed: SQLite, the in-memory
+channel layer, engines in-process. Code reads settings at call time.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(os.environ.get("PLAYGROUND_VAR_DIR", BASE_DIR / "var"))
+
+
+def env_str(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+def env_int(name: str, default: int) -> int:
+    value = os.environ.get(name, "")
+    return int(value) if value.strip() else default
+
+
+def env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name, "").strip().lower()
+    return default if not value else value in ("1", "true", "yes", "on")
+
+
+def env_list(name: str, default: list[str], sep: str = ",") -> list[str]:
+    value = os.environ.get(name, "")
+    return [part.strip() for part in value.split(sep) if part.strip()] if value.strip() else default
+
+
+def _secret_key() -> str:
+    """From the environment, else a key generated once and kept in var/ (sessions survive restarts)."""
+    if key := os.environ.get("DJANGO_SECRET_KEY"):
+        return key
+    path = VAR_DIR / "secret_key"
+    if not path.exists():
+        VAR_DIR.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(50))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+DEBUG = env_bool("DJANGO_DEBUG", False)
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "playground.accounts",
+    "playground.catalog",
+    "playground.chat",
+    "playground.studio",
+    "playground.tokens",
+    "playground.api",
+    "playground.usage",
+    "playground.bulk",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "playground.urls"
+ASGI_APPLICATION = "playground.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": env_str("PLAYGROUND_SQLITE_PATH", str(VAR_DIR / "db.sqlite3")),
+        "OPTIONS": {"transaction_mode": "IMMEDIATE", "timeout": 20},
+    }
+}
+
+CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+# The cache holds the API's failed-authentication counters; point it at Redis to share them between processes.
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "playground"}}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = VAR_DIR / "staticfiles"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "catalog"
+LOGOUT_REDIRECT_URL = "catalog"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "loggers": {
+        "inference": {"handlers": ["console"], "level": env_str("PLAYGROUND_LOG_LEVEL", "INFO"), "propagate": False},
+        "playground": {"handlers": ["console"], "level": env_str("PLAYGROUND_LOG_LEVEL", "INFO"), "propagate": False},
+    },
+}
+
+# --- Inference -------------------------------------------------------------
+# The catalog: the repo's file plus any extra files (os.pathsep-separated); a
+# later entry with the same id replaces an earlier one.
+PLAYGROUND_CATALOG_FILES = [BASE_DIR / "playground" / "models.toml"] + [
+    Path(p) for p in env_list("PLAYGROUND_CATALOG", [], sep=os.pathsep)
+]
+PLAYGROUND_MODELS_DIR = Path(env_str("PLAYGROUND_MODELS_DIR", str(VAR_DIR / "models")))
+PLAYGROUND_DEVICE = env_str("PLAYGROUND_DEVICE", "auto")  # auto | cpu | cuda
+PLAYGROUND_THREADS = env_int("PLAYGROUND_THREADS", os.cpu_count() or 2)
+PLAYGROUND_MAX_QUEUE = env_int("PLAYGROUND_MAX_QUEUE", 100)  # waiting requests per model
+PLAYGROUND_WARM_MODELS = env_bool("PLAYGROUND_WARM_MODELS", False)  # load every model at start-up
+
+# Write a usage record for every inference (the ledger). Tests switch it off except where they test it.
+PLAYGROUND_METERING = env_bool("PLAYGROUND_METERING", True)
+# /metrics (Prometheus) answers a scraper sending this as a bearer token, and staff sessions.
+PLAYGROUND_METRICS_TOKEN = env_str("PLAYGROUND_METRICS_TOKEN", "")
+
+# --- Public API --------------------------------------------------------------
+PLAYGROUND_DEFAULT_TEXT_MODEL = env_str("PLAYGROUND_DEFAULT_TEXT_MODEL", "gemma-3-270m")  # what TGI's /generate serves
+PLAYGROUND_REQUEST_TIMEOUT = env_int("PLAYGROUND_REQUEST_TIMEOUT", 30)  # seconds per API request; the engine is stopped
+PLAYGROUND_MAX_BODY_BYTES = env_int("PLAYGROUND_MAX_BODY_BYTES", 26 * 1024 * 1024)  # larger bodies get 413
+DATA_UPLOAD_MAX_MEMORY_SIZE = PLAYGROUND_MAX_BODY_BYTES
+FILE_UPLOAD_MAX_MEMORY_SIZE = PLAYGROUND_MAX_BODY_BYTES
+# Failed-authentication throttling (as TGI documents it): per client address,
+# AUTH_FAILURE_LIMIT failures within AUTH_FAILURE_WINDOW seconds ban it for AUTH_BAN_SECONDS.
+PLAYGROUND_AUTH_FAILURE_LIMIT = env_int("PLAYGROUND_AUTH_FAILURE_LIMIT", 5)
+PLAYGROUND_AUTH_FAILURE_WINDOW = env_int("PLAYGROUND_AUTH_FAILURE_WINDOW", 1800)
+PLAYGROUND_AUTH_BAN_SECONDS = env_int("PLAYGROUND_AUTH_BAN_SECONDS", 300)
+# Proxies whose X-Forwarded-For is believed (exact addresses); otherwise the socket address counts.
+PLAYGROUND_TRUSTED_PROXIES = env_list("PLAYGROUND_TRUSTED_PROXIES", [])

@@ -1,0 +1,52 @@
+"""Creating, checking and revoking API tokens."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.http import Http404
+from django.utils import timezone
+
+from playground.tokens.hashing import DISPLAY_LENGTH, looks_like_token, token_digest, token_generate
+from playground.tokens.models import ApiToken
+
+LAST_USED_RESOLUTION_SECONDS = 60  # write last_used_at at most once a minute per token
+
+
+def token_create(*, user: AbstractBaseUser, label: str, expires_at: datetime | None = None) -> tuple[ApiToken, str]:
+    """Create a token. The raw value is returned exactly once and never stored."""
+    raw = token_generate()
+    token = ApiToken.objects.create(
+        user=user,
+        label=label.strip() or "token",
+        digest=token_digest(raw),
+        prefix=raw[:DISPLAY_LENGTH],
+        expires_at=expires_at,
+    )
+    return token, raw
+
+
+def token_authenticate(*, raw: str) -> ApiToken | None:
+    """The active token with this raw value, or None (unknown, revoked or expired). Records last use."""
+    if not looks_like_token(raw):
+        return None
+    token = ApiToken.objects.select_related("user").filter(digest=token_digest(raw)).first()
+    if token is None or token.state != "active" or not token.user.is_active:
+        return None
+    now = timezone.now()
+    if token.last_used_at is None or (now - token.last_used_at).total_seconds() > LAST_USED_RESOLUTION_SECONDS:
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+        token.last_used_at = now
+    return token
+
+
+def token_revoke(*, user: AbstractBaseUser, token_id: int) -> ApiToken:
+    """Revoke one of the user's own tokens (effective on the very next request). Another user's: 404."""
+    token = ApiToken.objects.filter(pk=token_id, user=user).first()
+    if token is None:
+        raise Http404("no such token")
+    if token.revoked_at is None:
+        token.revoked_at = timezone.now()
+        token.save(update_fields=["revoked_at"])
+    return token

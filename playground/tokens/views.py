@@ -1,0 +1,58 @@
+"""The API tokens page: create (the raw value is shown once, in the response to the POST), list, revoke."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.cache import add_never_cache_headers
+from django.views.decorators.http import require_GET, require_POST
+
+from playground.tokens import services
+from playground.tokens.forms import TokenCreateForm
+from playground.tokens.models import ApiToken
+from playground.tokens.selectors import token_list
+
+TEMPLATE = "tokens/list.html"
+
+
+def _context(
+    request: HttpRequest, *, form: TokenCreateForm, new_token: ApiToken | None = None, raw: str = ""
+) -> dict[str, Any]:
+    return {"form": form, "tokens": token_list(user=request.user), "new_token": new_token, "raw_token": raw}
+
+
+@login_required
+@require_GET
+def token_index(request: HttpRequest) -> HttpResponse:
+    return render(request, TEMPLATE, _context(request, form=TokenCreateForm()))
+
+
+@login_required
+@require_POST
+def token_new(request: HttpRequest) -> HttpResponse:
+    form = TokenCreateForm(request.POST)
+    template = f"{TEMPLATE}#token-panel" if request.headers.get("HX-Request") else TEMPLATE
+    if not form.is_valid():
+        # htmx only swaps 2xx responses in, so it gets its errors with a 200; a plain post gets a 400.
+        status = 200 if request.headers.get("HX-Request") else 400
+        return render(request, template, _context(request, form=form), status=status)
+    token, raw = services.token_create(
+        user=request.user, label=form.cleaned_data["label"], expires_at=form.expires_at()
+    )
+    # Rendered straight from the POST rather than redirected: the raw value must not be stored anywhere, not even
+    # in the session, so this response is the only place it ever appears. Keep it out of every cache.
+    response = render(request, template, _context(request, form=TokenCreateForm(), new_token=token, raw=raw))
+    add_never_cache_headers(response)
+    return response
+
+
+@login_required
+@require_POST
+def token_revoke(request: HttpRequest, token_id: int) -> HttpResponse:
+    services.token_revoke(user=request.user, token_id=token_id)  # another user's token: 404
+    if request.headers.get("HX-Request"):
+        return render(request, f"{TEMPLATE}#token-list", {"tokens": token_list(user=request.user)})
+    return redirect("tokens:list")

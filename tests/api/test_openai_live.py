@@ -1,0 +1,151 @@
+"""The official openai SDK, unchanged, against the live site (Daphne, the real default models), every endpoint."""
+
+from __future__ import annotations
+
+import io
+import time
+import wave
+
+import openai
+import pytest
+from openai import OpenAI
+
+from tests.api.conftest import SPANISH, LiveSite
+from tests.audio import is_english_translation
+
+CHAT_MODEL, COMPLETION_MODEL, EMBED_MODEL = "smollm2-135m-instruct", "gemma-3-270m", "all-minilm-l6-v2"
+MESSAGES = [{"role": "user", "content": "Name one colour."}]
+
+
+@pytest.fixture(scope="module")
+def client(live: LiveSite) -> OpenAI:
+    # Generous timeout: the first request to each model loads it. No retries: a refusal must show as one.
+    return OpenAI(base_url=f"{live.base}/v1", api_key=live.token, max_retries=0, timeout=120)
+
+
+def test_models_list(client: OpenAI):
+    models = {m.id: m for m in client.models.list()}
+    assert set(models) >= {
+        CHAT_MODEL,
+        COMPLETION_MODEL,
+        EMBED_MODEL,
+        "whisper-tiny.en",
+        "whisper-base",
+        "piper-en-us-joe",
+    }
+    chat = models[CHAT_MODEL]
+    assert chat.object == "model" and chat.owned_by and chat.created > 0
+    assert chat.task == "text-to-text" and chat.context_length == 8192 and "chat" in chat.capabilities
+    assert client.models.retrieve("whisper-base").task == "speech-to-text"
+
+
+def test_chat_non_stream_and_stream_agree_with_exact_usage(client: OpenAI):
+    kwargs = dict(model=CHAT_MODEL, messages=MESSAGES, max_tokens=8, temperature=0, seed=7, stop=["\n\n"])
+    kwargs["extra_body"] = {"top_k": 1, "repetition_penalty": 1.0}
+    completion = client.chat.completions.create(**kwargs)
+    choice = completion.choices[0]
+    assert completion.object == "chat.completion" and completion.model == CHAT_MODEL
+    assert choice.message.role == "assistant" and choice.message.content.strip()
+    assert choice.finish_reason in ("stop", "length") and choice.logprobs is None
+    assert completion.service_tier in ("cpu", "gpu") and completion.system_fingerprint
+    usage = completion.usage
+    assert usage.prompt_tokens > 5 and 1 <= usage.completion_tokens <= 8
+    assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
+
+    stream = client.chat.completions.create(**kwargs, stream=True, stream_options={"include_usage": True})
+    chunks = list(stream)
+    assert all(c.object == "chat.completion.chunk" for c in chunks)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == choice.message.content  # temperature 0, same seed, fresh context: the same reply
+    assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == [
+        choice.finish_reason
+    ]
+    final = chunks[-1]
+    assert final.choices == []
+    assert (final.usage.prompt_tokens, final.usage.completion_tokens, final.usage.total_tokens) == (
+        usage.prompt_tokens,
+        usage.completion_tokens,
+        usage.total_tokens,
+    )
+
+
+def test_completions_non_stream_and_stream(client: OpenAI):
+    result = client.completions.create(model=COMPLETION_MODEL, prompt="The three primary colours are", max_tokens=6)
+    assert result.object == "text_completion" and result.choices[0].text
+    assert result.usage.completion_tokens <= 6 and result.usage.prompt_tokens > 3
+    stream = client.completions.create(
+        model=COMPLETION_MODEL,
+        prompt="Once upon a time",
+        max_tokens=5,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    chunks = list(stream)
+    assert "".join(c.choices[0].text for c in chunks if c.choices)
+    assert chunks[-1].usage.completion_tokens <= 5
+
+
+def test_embeddings_float_and_default_base64(client: OpenAI):
+    texts = ["The cat sat on the mat.", "A kitten is resting on a rug."]
+    floats = client.embeddings.create(model=EMBED_MODEL, input=texts, encoding_format="float")
+    assert len(floats.data) == 2 and len(floats.data[0].embedding) == 384
+    assert floats.usage.prompt_tokens > 0
+    default = client.embeddings.create(model=EMBED_MODEL, input=texts[0])  # the SDK asks for base64
+    vector = default.data[0].embedding
+    assert len(vector) == 384
+    assert vector == pytest.approx(floats.data[0].embedding, abs=1e-5)
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.embeddings.create(model=EMBED_MODEL, input="x", dimensions=128)
+    assert refused.value.body["param"] == "dimensions"
+
+
+def test_transcription_of_real_speech(client: OpenAI, fox_wav: bytes):
+    transcript = client.audio.transcriptions.create(model="whisper-tiny.en", file=("fox.wav", fox_wav, "audio/wav"))
+    assert "fox" in transcript.text.lower()
+    srt = client.audio.transcriptions.create(
+        model="whisper-tiny.en", file=("fox.wav", fox_wav, "audio/wav"), response_format="srt", language="en"
+    )
+    assert isinstance(srt, str) and srt.startswith("1\n00:00:0") and "fox" in srt.lower()
+
+
+@pytest.mark.filterwarnings("ignore:deprecated:DeprecationWarning")  # the SDK deprecates translations.create
+def test_translation_of_spanish_speech(client: OpenAI):
+    translated = client.audio.translations.create(
+        model="whisper-base", file=("es.ogg", SPANISH.read_bytes(), "audio/ogg"), extra_body={"language": "es"}
+    )
+    assert is_english_translation(translated.text), translated.text
+
+
+def test_speech_is_wav(client: OpenAI):
+    speech = client.audio.speech.create(
+        model="piper-en-us-joe", voice="default", input="Hello there.", response_format="wav", speed=1.2
+    )
+    with wave.open(io.BytesIO(speech.content)) as wav:
+        assert wav.getframerate() == 22050 and wav.getnframes() > 0
+
+
+def test_refusals_reach_the_sdk_as_its_errors(client: OpenAI):
+    with pytest.raises(openai.NotFoundError, match="embeddings"):
+        client.chat.completions.create(model=EMBED_MODEL, messages=MESSAGES)
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.chat.completions.create(model=CHAT_MODEL, messages=MESSAGES, extra_body={"mirostat": 2})
+    assert refused.value.body["param"] == "mirostat"
+    with pytest.raises(openai.BadRequestError):
+        client.chat.completions.create(model=CHAT_MODEL, messages=MESSAGES, service_tier="flex")
+    with pytest.raises(openai.AuthenticationError):
+        OpenAI(base_url=client.base_url, api_key="gp_wrong", max_retries=0).models.list()
+
+
+def test_closing_a_stream_stops_the_engine(client: OpenAI):
+    """Daphne reports the disconnect, Django cancels the response, our generator cancels the job: the model is free
+    again at once. (Counting to 1000 takes the base model well over 30 s on two CPU cores; it never stops early.)"""
+    stream = client.completions.create(
+        model=COMPLETION_MODEL, prompt="1, 2, 3, 4, 5, 6, 7, 8, 9, 10,", max_tokens=1000, temperature=0, stream=True
+    )
+    received = [next(stream) for _ in range(3)]
+    assert all(chunk.choices[0].finish_reason is None for chunk in received)
+    stream.close()
+    started = time.monotonic()
+    result = client.completions.create(model=COMPLETION_MODEL, prompt="Hello", max_tokens=2)
+    assert result.usage.completion_tokens <= 2
+    assert time.monotonic() - started < 5

@@ -1,0 +1,57 @@
+"""Operator commands: stream a prompt to the terminal, warm models."""
+
+from __future__ import annotations
+
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from playground import engines
+
+
+def test_generate_streams_a_prompt_to_the_terminal(fake_pool):
+    out, err = StringIO(), StringIO()
+    call_command("generate", "fake-chat", "hi there", "--max-tokens", "4", "--seed", "1", stdout=out, stderr=err)
+    assert out.getvalue().startswith("You said: hi there")
+    assert "finish=length" in err.getvalue() and "completion_tokens=4" in err.getvalue()
+    params = fake_pool.workers["fake-chat"].engine.calls[0]["params"]
+    assert params.seed == 1 and params.max_tokens == 4
+
+
+def test_generate_reports_unknown_model_and_bad_parameters(fake_pool):
+    with pytest.raises(CommandError, match="does not exist"):
+        call_command("generate", "nope", "hi")
+    with pytest.raises(CommandError, match="temperature"):
+        call_command("generate", "fake-chat", "hi", "--temperature", "5")
+
+
+def test_warm_models_loads_and_reports_devices(fake_pool):
+    out = StringIO()
+    call_command("warm_models", "fake-chat", "fake-tts", stdout=out)
+    assert "fake-chat: loaded on cpu" in out.getvalue()
+    assert fake_pool.workers["fake-tts"].state == "loaded"
+    assert fake_pool.workers["fake-embed"].state == "not_loaded"
+
+
+def test_generate_streams_from_a_real_model():
+    engines.set_pool(None)  # the pool built from settings: the repo catalog, real engines
+    try:
+        out, err = StringIO(), StringIO()
+        call_command(
+            "generate",
+            "smollm2-135m-instruct",
+            "What is the capital of France?",
+            "--system",
+            "You are a helpful assistant.",
+            "--temperature",
+            "0",
+            "--max-tokens",
+            "30",
+            stdout=out,
+            stderr=err,
+        )
+        assert "Paris" in out.getvalue()
+        assert "finish=stop" in err.getvalue()
+    finally:
+        engines.set_pool(None)

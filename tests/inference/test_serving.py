@@ -1,0 +1,181 @@
+"""The model worker: one thread, one lock, a bounded FIFO queue, cancellation."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from inference.fake import FakeTextEngine
+from inference.serving import LoadedEngine, ModelWorker
+from inference.types import ChatMessage, ModelLoadError, QueueFullError, SamplingParams
+
+
+class Gate:
+    """An engine stand-in whose jobs block until released, to hold the worker busy."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.started = threading.Event()
+        self.active = 0
+        self.max_active = 0
+        self.order: list[str] = []
+
+
+def blocking(name: str) -> Any:
+    def fn(gate: Gate, stop: threading.Event) -> Iterator[str]:
+        gate.active += 1
+        gate.max_active = max(gate.max_active, gate.active)
+        gate.started.set()
+        gate.release.wait(5)
+        gate.order.append(name)
+        gate.active -= 1
+        yield name
+
+    return fn
+
+
+def wait_started(worker: ModelWorker) -> Gate:
+    for _ in range(500):
+        if worker.engine is not None and worker.engine.started.is_set():
+            return worker.engine
+        threading.Event().wait(0.01)
+    raise AssertionError("the first job never started")
+
+
+def make_worker(engine: Any = None, max_queue: int = 100) -> ModelWorker:
+    return ModelWorker("m", lambda: LoadedEngine(engine if engine is not None else Gate(), "cpu"), max_queue=max_queue)
+
+
+def test_jobs_run_one_at_a_time_in_submission_order():
+    worker = make_worker()
+    jobs = [worker.submit(blocking(f"j{i}")) for i in range(5)]
+    gate = wait_started(worker)  # the first job holds the worker; the rest wait in order
+    assert [j.position() for j in jobs[1:]] == [1, 2, 3, 4]
+    gate.release.set()
+    assert [j.result() for j in jobs] == [["j0"], ["j1"], ["j2"], ["j3"], ["j4"]]
+    assert gate.order == ["j0", "j1", "j2", "j3", "j4"]
+    assert gate.max_active == 1
+
+
+def test_interactive_jobs_go_ahead_of_background_jobs():
+    worker = make_worker()
+    worker.submit(blocking("running"))
+    gate = wait_started(worker)
+    bulk = [worker.submit(blocking(f"bulk{i}"), background=True) for i in range(2)]
+    chat = worker.submit(blocking("chat"))
+    later_bulk = worker.submit(blocking("bulk2"), background=True)
+    api = worker.submit(blocking("api"))
+    assert [chat.position(), api.position()] == [1, 2]
+    assert [b.position() for b in [*bulk, later_bulk]] == [3, 4, 5]
+    gate.release.set()
+    later_bulk.result()
+    assert gate.order == ["running", "chat", "api", "bulk0", "bulk1", "bulk2"]
+
+
+def test_full_queue_is_refused_with_a_clear_error():
+    worker = make_worker(max_queue=2)
+    first = worker.submit(blocking("running"))
+    wait_started(worker)
+    worker.submit(blocking("w1"))
+    worker.submit(blocking("w2"))
+    with pytest.raises(QueueFullError, match="2 requests waiting"):
+        worker.submit(blocking("w3"))
+    worker.engine.release.set()
+    assert first.result() == ["running"]
+
+
+def test_cancelled_waiting_job_never_runs():
+    worker = make_worker()
+    first = worker.submit(blocking("first"))
+    waiting = worker.submit(blocking("never"))
+    waiting.cancel()
+    assert waiting.result() == []
+    wait_started(worker).release.set()
+    first.result()
+    follow_up = worker.submit(blocking("after"))
+    assert follow_up.result() == ["after"]
+    assert worker.engine.order == ["first", "after"]
+
+
+def test_consumer_that_stops_early_stops_the_engine():
+    engine = FakeTextEngine(delay=0.01)
+    worker = make_worker(engine)
+    messages = [ChatMessage("user", "hi")]
+    job = worker.submit(lambda e, stop: e.chat(messages, SamplingParams(max_tokens=100), stop))
+    for chunk in job:
+        assert chunk.text
+        break  # the client went away
+    assert job.cancelled
+    # The worker is free again: the next job runs to completion.
+    done = worker.submit(lambda e, stop: e.chat(messages, SamplingParams(max_tokens=3, seed=1), stop)).result()
+    assert done[-1].finish_reason == "length"
+
+
+def test_cancel_mid_stream_finishes_with_cancelled():
+    engine = FakeTextEngine(delay=0.02)
+    worker = make_worker(engine)
+    job = worker.submit(lambda e, stop: e.chat([ChatMessage("user", "x")], SamplingParams(max_tokens=100), stop))
+    finished, first = job.get(timeout=5)
+    assert not finished and first.text
+    job.stop_event.set()  # what cancel() does, but keep reading
+    rest = []
+    while True:
+        finished, item = job.get(timeout=5)
+        if finished:
+            break
+        rest.append(item)
+    assert rest[-1].finish_reason == "cancelled"
+    assert rest[-1].usage.completion_tokens <= 3
+
+
+def test_engine_errors_reach_the_caller():
+    worker = make_worker(FakeTextEngine())
+
+    def boom(engine: Any, stop: threading.Event) -> Iterator[str]:
+        raise ValueError("bad thing")
+        yield  # pragma: no cover
+
+    with pytest.raises(ValueError, match="bad thing"):
+        worker.submit(boom).result()
+
+
+def test_model_loads_lazily_and_a_failed_load_is_reported():
+    calls = []
+
+    def loader() -> LoadedEngine:
+        calls.append(1)
+        raise FileNotFoundError("weights gone")
+
+    worker = ModelWorker("broken", loader)
+    assert worker.state == "not_loaded" and calls == []
+    with pytest.raises(ModelLoadError, match="weights gone"):
+        worker.submit(lambda e, stop: iter([1])).result()
+    assert worker.state == "failed" and "weights gone" in worker.error
+
+
+async def test_jobs_can_be_iterated_from_asyncio():
+    worker = make_worker(FakeTextEngine())
+    job = worker.submit(lambda e, stop: e.chat([ChatMessage("user", "hello")], SamplingParams(seed=3), stop))
+    chunks = [chunk async for chunk in job]
+    assert "".join(c.text for c in chunks).startswith("You said: hello")
+    assert chunks[-1].finish_reason == "stop"
+
+
+async def test_cancelling_the_async_consumer_stops_the_engine():
+    worker = make_worker(FakeTextEngine(delay=0.05))
+    job = worker.submit(lambda e, stop: e.chat([ChatMessage("user", "x")], SamplingParams(max_tokens=100), stop))
+
+    async def consume() -> None:
+        async for _chunk in job:
+            await asyncio.sleep(0)
+
+    task = asyncio.create_task(consume())
+    await asyncio.sleep(0.12)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert job.cancelled

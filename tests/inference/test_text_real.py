@@ -1,0 +1,127 @@
+"""The llama.cpp text engine against the real default models (SmolLM2 chat, Gemma 3 completion)."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from inference.types import ChatMessage, ContextOverflowError, InvalidRequestError, SamplingParams, TextChunk
+
+QUESTION = [
+    ChatMessage("system", "You are a helpful assistant."),
+    ChatMessage("user", "What is the capital of France?"),
+]
+
+
+def run(chunks: object) -> tuple[str, TextChunk]:
+    chunks = list(chunks)  # type: ignore[call-overload]
+    return "".join(c.text for c in chunks), chunks[-1]
+
+
+def test_chat_answers_a_factual_question_at_temperature_zero(smollm2):
+    text, last = run(smollm2.chat(QUESTION, SamplingParams(temperature=0, max_tokens=30)))
+    assert "Paris" in text
+    assert last.finish_reason == "stop"
+
+
+def test_usage_is_counted_by_the_models_tokenizer(smollm2):
+    text, last = run(smollm2.chat(QUESTION, SamplingParams(temperature=0, max_tokens=30)))
+    assert last.usage.prompt_tokens == len(smollm2.chat_prompt_tokens(QUESTION))
+    # Re-tokenising the reply gives the same count (plus nothing for the end-of-turn token).
+    assert abs(last.usage.completion_tokens - smollm2.count_tokens(text)) <= 1
+
+
+def test_same_seed_gives_same_text_and_other_seeds_differ(smollm2):
+    def sample(seed: int) -> str:
+        return run(smollm2.chat(QUESTION, SamplingParams(temperature=1.2, seed=seed, max_tokens=24)))[0]
+
+    assert sample(7) == sample(7)
+    assert len({sample(7), sample(8), sample(9)}) > 1
+
+
+def test_max_tokens_gives_finish_reason_length(smollm2):
+    params = SamplingParams(temperature=0, max_tokens=5)
+    text, last = run(smollm2.chat([ChatMessage("user", "Write a long story about a dragon.")], params))
+    assert last.finish_reason == "length"
+    assert last.usage.completion_tokens == 5
+    assert text
+
+
+def test_stop_sequence_ends_the_text_before_it(smollm2):
+    full, _ = run(smollm2.chat(QUESTION, SamplingParams(temperature=0, max_tokens=30)))
+    stop = "Paris"
+    text, last = run(smollm2.chat(QUESTION, SamplingParams(temperature=0, max_tokens=30, stop=(stop,))))
+    assert last.finish_reason == "stop"
+    assert text == full[: full.index(stop)]
+    assert stop not in text
+
+
+def test_stop_flag_from_another_thread_ends_generation_within_one_token(smollm2):
+    stop = threading.Event()
+    params = SamplingParams(temperature=0.8, seed=1, max_tokens=1000)
+    chunks = smollm2.chat([ChatMessage("user", "Write a very long story about a dragon.")], params, stop)
+    seen = 0
+    last = None
+    for chunk in chunks:
+        if chunk.finish_reason is not None:
+            last = chunk
+            break
+        seen += 1
+        if seen == 10:
+            setter = threading.Thread(target=stop.set)
+            setter.start()
+            setter.join()
+    assert last is not None and last.finish_reason == "cancelled"
+    assert seen <= 11
+    assert last.usage.completion_tokens <= seen + 1
+
+
+def test_prompt_that_cannot_fit_is_refused_before_any_work(smollm2):
+    long_text = "word " * 9000  # > 8192 tokens
+    with pytest.raises(ContextOverflowError, match="context"):
+        smollm2.chat([ChatMessage("user", long_text)], SamplingParams(max_tokens=10))
+    # The prompt fits alone but not with the requested max tokens.
+    medium = "word " * 8000
+    with pytest.raises(ContextOverflowError, match="max_tokens is 1000"):
+        smollm2.chat([ChatMessage("user", medium)], SamplingParams(max_tokens=1000))
+
+
+def test_every_sampling_parameter_reaches_the_sampler(smollm2):
+    prompt = [ChatMessage("user", "What is the capital of France?")]
+
+    def text(**kw: object) -> str:
+        return run(smollm2.chat(prompt, SamplingParams(max_tokens=30, **kw)))[0]  # type: ignore[arg-type]
+
+    greedy = text(temperature=0)
+    # top_k=1 and top_p=0 leave one candidate: sampling at a high temperature becomes greedy.
+    assert {text(temperature=1.5, seed=s, top_k=1) for s in (1, 2, 3)} == {greedy}
+    assert {text(temperature=1.5, seed=s, top_p=0.0) for s in (1, 2, 3)} == {greedy}
+    assert len({text(temperature=1.5, seed=s) for s in (1, 2, 3)}) > 1
+    # The greedy answer loops ("la femme au roi, la femme au roi"); each penalty changes it.
+    assert text(temperature=0, repetition_penalty=1.5) != greedy
+    assert text(temperature=0, frequency_penalty=1.5) != greedy
+    assert text(temperature=0, presence_penalty=1.5) != greedy
+    assert text(temperature=0, min_p=0.0) == greedy
+
+
+def test_out_of_range_parameters_are_refused_not_clamped():
+    with pytest.raises(InvalidRequestError, match="temperature"):
+        SamplingParams(temperature=2.5)
+    with pytest.raises(InvalidRequestError, match="presence_penalty"):
+        SamplingParams(presence_penalty=-3)
+    with pytest.raises(InvalidRequestError, match="top_p"):
+        SamplingParams(top_p=1.5)
+
+
+def test_completion_model_continues_plain_text(gemma):
+    assert not gemma.has_chat_template
+    text, last = run(gemma.complete("Paris is the capital of", SamplingParams(temperature=0, max_tokens=8)))
+    assert "France" in text
+    assert last.usage.prompt_tokens == len(gemma.completion_prompt_tokens("Paris is the capital of"))
+    assert last.usage.completion_tokens == 8 and last.finish_reason == "length"
+
+
+def test_completion_model_refuses_chat(gemma):
+    with pytest.raises(InvalidRequestError, match="no chat template"):
+        gemma.chat(QUESTION, SamplingParams())
