@@ -21,6 +21,7 @@ from inference.types import (
 )
 
 Audio = bytes | str | Path | BinaryIO
+BEAM_SIZE = 5
 Task = Literal["transcribe", "translate"]
 
 
@@ -74,7 +75,12 @@ class WhisperEngine:
                 raise InvalidRequestError("this model is English-only; language must be 'en' or omitted")
         samples = self._decode(audio)
         try:
-            segments, info = self.model.transcribe(samples, language=language, task=task, beam_size=1, vad_filter=False)
+            # Beam search (Whisper's own default of 5): greedy decoding of hard audio often fails Whisper's
+            # quality thresholds and falls back to sampling at rising temperatures, which is slower and
+            # random; a translation could even come back in the source language.
+            segments, info = self.model.transcribe(
+                samples, language=language, task=task, beam_size=BEAM_SIZE, vad_filter=False
+            )
         except ValueError as exc:  # e.g. an unknown language code
             raise InvalidRequestError(str(exc)) from exc
         summary = TranscriptionInfo(

@@ -37,9 +37,8 @@ def encode_wav(wav_bytes: bytes, container: str, codec: str) -> bytes:
 
 
 # tests/fixtures/speech_es.ogg says "Hola, buenos días. Me gusta mucho comer pan con queso y beber agua fría en
-# verano." Whisper's temperature fallback words its English translation differently from run to run
-# ("I like to eat bread...", "Now, good news. I really like to eat with cheese..."), so a translation is
-# judged by vocabulary: some of these English words, none of the Spanish ones.
+# verano." (espeak-ng). whisper-base's English wording of it depends on the build and device (CPU int8 or
+# CUDA float16), so a translation is judged by vocabulary: some of these English words, none of the Spanish.
 ENGLISH_HINTS = {"hello", "good", "morning", "like", "eat", "bread", "cheese", "water", "cold", "summer", "drink"}
 SPANISH_WORDS = {"hola", "buenos", "gusta", "comer", "queso", "agua", "beber", "verano"}
 
