@@ -27,3 +27,8 @@ application = ProtocolTypeRouter(
 
 if settings.PLAYGROUND_WARM_MODELS:
     engines.get_pool().warm()  # loads on each model's own worker thread; requests queue behind it
+
+if settings.PLAYGROUND_BULK_WORKERS:
+    from playground.bulk.worker import start_in_process  # noqa: E402
+
+    start_in_process(settings.PLAYGROUND_BULK_WORKERS)

@@ -10,6 +10,8 @@ import os
 import secrets
 from pathlib import Path
 
+from django.core.exceptions import ImproperlyConfigured
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("PLAYGROUND_VAR_DIR", BASE_DIR / "var"))
 
@@ -21,6 +23,11 @@ def env_str(name: str, default: str) -> str:
 def env_int(name: str, default: int) -> int:
     value = os.environ.get(name, "")
     return int(value) if value.strip() else default
+
+
+def env_float(name: str, default: float) -> float:
+    value = os.environ.get(name, "")
+    return float(value) if value.strip() else default
 
 
 def env_bool(name: str, default: bool) -> bool:
@@ -67,6 +74,7 @@ INSTALLED_APPS = [
     "playground.api",
     "playground.usage",
     "playground.bulk",
+    "django_tasks_db",
 ]
 
 MIDDLEWARE = [
@@ -101,7 +109,16 @@ DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": env_str("PLAYGROUND_SQLITE_PATH", str(VAR_DIR / "db.sqlite3")),
-        "OPTIONS": {"transaction_mode": "IMMEDIATE", "timeout": 20},
+        # WAL: readers never wait for the writer (pages stay fast while bulk workers write results),
+        # and a commit needs no fsync of its own (synchronous=NORMAL is durable across a process crash).
+        "OPTIONS": {
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 20,
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        },
+        # Tests use a file too: SQLite's shared-cache in-memory database answers a second thread's write
+        # with "table is locked" at once instead of waiting, and bulk workers write from several threads.
+        "TEST": {"NAME": str(VAR_DIR / "test-db.sqlite3")},
     }
 }
 
@@ -156,6 +173,29 @@ PLAYGROUND_WARM_MODELS = env_bool("PLAYGROUND_WARM_MODELS", False)  # load every
 PLAYGROUND_METERING = env_bool("PLAYGROUND_METERING", True)
 # /metrics (Prometheus) answers a scraper sending this as a bearer token, and staff sessions.
 PLAYGROUND_METRICS_TOKEN = env_str("PLAYGROUND_METRICS_TOKEN", "")
+
+# --- Bulk jobs ---------------------------------------------------------------
+# Django's Tasks framework runs bulk jobs. The default queue lives in the database (django-tasks-db);
+# `./dev run` starts PLAYGROUND_BULK_WORKERS worker threads inside the site, `manage.py bulk_worker`
+# runs more as processes of their own.
+# PLAYGROUND_TASKS_BACKEND=redis puts the queue in Redis (django-tasks-rq over RQ) for many worker
+# processes on many machines; their workers are `manage.py bulk_worker` processes.
+PLAYGROUND_TASKS_BACKEND = env_str("PLAYGROUND_TASKS_BACKEND", "database")  # database | redis
+PLAYGROUND_REDIS_URL = env_str("PLAYGROUND_REDIS_URL", "redis://127.0.0.1:6379/0")
+if PLAYGROUND_TASKS_BACKEND == "redis":
+    TASKS = {"default": {"BACKEND": "django_tasks_rq.RQBackend", "QUEUES": ["default"]}}
+    # A bulk job runs as long as its prompts take: no RQ job timeout.
+    RQ_QUEUES = {"default": {"URL": PLAYGROUND_REDIS_URL, "DEFAULT_TIMEOUT": -1}}
+    INSTALLED_APPS += ["django_rq"]
+elif PLAYGROUND_TASKS_BACKEND == "database":
+    TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+else:
+    raise ImproperlyConfigured("PLAYGROUND_TASKS_BACKEND must be 'database' or 'redis'")
+PLAYGROUND_BULK_WORKERS = env_int("PLAYGROUND_BULK_WORKERS", 0)  # worker threads inside the site (./dev run: 1)
+PLAYGROUND_BULK_POLL = env_float("PLAYGROUND_BULK_POLL", 1.0)  # seconds an idle worker waits between looks
+# A worker's claim on a prompt lasts this many seconds unless renewed (it renews every sixth of it):
+# how soon a killed worker's prompts are taken over and its job resumed.
+PLAYGROUND_BULK_LEASE = env_float("PLAYGROUND_BULK_LEASE", 30.0)
 
 # --- Public API --------------------------------------------------------------
 PLAYGROUND_DEFAULT_TEXT_MODEL = env_str("PLAYGROUND_DEFAULT_TEXT_MODEL", "gemma-3-270m")  # what TGI's /generate serves

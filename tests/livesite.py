@@ -30,6 +30,7 @@ def live_site(workdir: Path, **extra_env: str) -> Iterator[str]:
         "PLAYGROUND_SQLITE_PATH": str(workdir / "db.sqlite3"),
         "PLAYGROUND_WARM_MODELS": "0",
         "PLAYGROUND_THREADS": "2",
+        "PLAYGROUND_BULK_WORKERS": "1",
         **extra_env,
     }
     manage = [sys.executable, "manage.py"]

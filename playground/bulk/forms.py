@@ -24,3 +24,20 @@ class UploadForm(forms.Form):
         if not data.get("dataset") and not data.get("new_name"):
             self.add_error("new_name", "Choose a dataset or name a new one.")
         return data
+
+
+class JobForm(forms.Form):
+    """Which text model runs the dataset, and its system prompt; the sampling values come in a SamplingForm."""
+
+    model = forms.ChoiceField(label="Model")
+    system_prompt = forms.CharField(
+        label="System prompt",
+        required=False,
+        max_length=20000,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="Sent before every prompt (a completion model gets it as the text before each prompt).",
+    )
+
+    def __init__(self, *args: object, models: list[tuple[str, str]], **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["model"].choices = models

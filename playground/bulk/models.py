@@ -31,3 +31,78 @@ class Prompt(models.Model):
 
     def __str__(self) -> str:
         return self.text[:60]
+
+
+class BulkJob(models.Model):
+    """One run of a dataset's prompts through a text model, processed by background workers."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        PROCESSING = "processing", "Processing"
+        COMPLETED = "completed", "Completed"
+        FAILED = "failed", "Failed"  # finished, but one or more prompts could not be processed
+        CANCELLED = "cancelled", "Cancelled"
+
+    FINISHED = (Status.COMPLETED, Status.FAILED, Status.CANCELLED)
+    CLEARABLE = (Status.COMPLETED, Status.FAILED)
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="bulk_jobs")
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="jobs")
+    model_id = models.CharField(max_length=100)
+    system_prompt = models.TextField(blank=True)
+    params = models.JSONField(default=dict)  # the sampling values as chosen (before the model's defaults)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED)
+    total = models.PositiveIntegerField()  # prompts in the dataset when the job was created
+    last_position = models.PositiveIntegerField()  # prompts added to the dataset later are not part of it
+    task_id = models.CharField(max_length=64, blank=True)  # the latest background task enqueued for it
+    heartbeat_at = models.DateTimeField(null=True, blank=True)  # a worker is alive on it while this is fresh
+    error = models.TextField(blank=True)  # why the whole job stopped, if it did
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [models.Index(fields=["status", "heartbeat_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.dataset.name} · {self.model_id} · {self.status}"
+
+    @property
+    def finished(self) -> bool:
+        return self.status in self.FINISHED
+
+
+class BulkItem(models.Model):
+    """One prompt of one job: claimed by a worker (with a lease), then its result.
+
+    The unique (job, prompt) pair is what makes results exactly-once: a prompt is claimed by inserting
+    its row, a worker that died leaves a claim whose lease runs out and is taken over, and a finished
+    prompt's row is never written again.
+    """
+
+    class State(models.TextChoices):
+        CLAIMED = "claimed", "Claimed"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    job = models.ForeignKey(BulkJob, on_delete=models.CASCADE, related_name="items")
+    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="+")
+    state = models.CharField(max_length=8, choices=State.choices, default=State.CLAIMED)
+    worker = models.CharField(max_length=64)
+    lease_until = models.DateTimeField()
+    text = models.TextField(blank=True)
+    finish_reason = models.CharField(max_length=20, blank=True)
+    prompt_tokens = models.PositiveIntegerField(default=0)
+    completion_tokens = models.PositiveIntegerField(default=0)
+    latency_ms = models.FloatField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["job", "prompt__position"]
+        constraints = [models.UniqueConstraint(fields=["job", "prompt"], name="one_item_per_job_prompt")]
+        indexes = [models.Index(fields=["job", "state"])]
+
+    def __str__(self) -> str:
+        return f"job {self.job_id} prompt {self.prompt_id}: {self.state}"

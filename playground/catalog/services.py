@@ -25,9 +25,17 @@ def sampling_params(*, model_id: str, overrides: dict[str, Any]) -> SamplingPara
 
 
 def text_stream(
-    *, model_id: str, params: SamplingParams, messages: Sequence[ChatMessage] = (), prompt: str = ""
+    *,
+    model_id: str,
+    params: SamplingParams,
+    messages: Sequence[ChatMessage] = (),
+    prompt: str = "",
+    background: bool = False,
 ) -> Job[TextChunk]:
-    """Queue a generation; iterate the job for chunks. A chat model takes messages, a completion model a prompt."""
+    """Queue a generation; iterate the job for chunks. A chat model takes messages, a completion model a prompt.
+
+    Background (bulk) generations wait behind every interactive request for the same model.
+    """
     pool = engines.get_pool()
     spec = pool.spec(model_id)
     if spec.task == "text-to-text":
@@ -48,7 +56,7 @@ def text_stream(
 
     else:
         raise InvalidRequestError(f"the model {model_id!r} does not generate text")
-    return pool.submit(model_id, run, metering_for(model_id=model_id))
+    return pool.submit(model_id, run, metering_for(model_id=model_id), background=background)
 
 
 def text_generate(
