@@ -9,9 +9,13 @@ Throughput: the same prompts through the same loaded model, in one run, in round
         the usage ledger), on a fresh SQLite file.
 Prints prompts/s for each and the ratio bulk/raw (median of per-round ratios; goal >= 0.9).
 
-Ingest: generates a CSV of about --mb megabytes and adds it to a dataset with `dataset_upload` (the
-upload path: streaming parse, batched inserts into SQLite); prints rows, seconds and the growth of
-peak resident memory (goal: under 100 MB). --mb 0 skips it.
+Overhead: a 200-prompt job on a fake engine that answers at once: milliseconds per prompt spent on
+claims, results and the ledger.
+
+Ingest (run first, before any model is loaded): generates a CSV of about --mb megabytes and adds it to
+a dataset with `dataset_upload` (the upload path: streaming parse, batched inserts into SQLite); prints
+rows, seconds and the growth of peak resident memory (goal: under 100 MB). --mb 0 skips it, --rounds 0
+skips the throughput part.
 """
 
 from __future__ import annotations
@@ -39,7 +43,8 @@ from django.contrib.auth.models import User  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 
 from bench.bulk_ingest import ROWS  # noqa: E402
-from inference import ChatMessage  # noqa: E402
+from inference import ChatMessage, EnginePool, ModelSpec  # noqa: E402
+from inference.device import DeviceDecision  # noqa: E402
 from playground import engines  # noqa: E402
 from playground.bulk.models import BulkItem, Dataset, Prompt  # noqa: E402
 from playground.bulk.processing import job_process  # noqa: E402
@@ -101,6 +106,29 @@ def throughput(user: User, prompts: list[str], rounds: int, max_tokens: int) -> 
     print(f"median ratio bulk/raw: {statistics.median(ratios):.3f} (goal >= 0.9)")
 
 
+def overhead(user: User, prompts: int = 200) -> None:
+    """What a bulk job costs beyond inference: a job over a fake engine that answers instantly."""
+    real = engines.get_pool()
+    fake = EnginePool(
+        [ModelSpec(id="fake-chat", name="Fake", task="text-to-text", engine="fake", path=Path("/nonexistent"))],
+        device=DeviceDecision("cpu", "benchmark"),
+        threads=1,
+    )
+    engines.set_pool(fake)
+    try:
+        dataset = Dataset.objects.create(user=user, name="overhead")
+        Prompt.objects.bulk_create(
+            Prompt(dataset=dataset, position=n, source_line=n + 1, text=f"prompt {n}") for n in range(1, prompts + 1)
+        )
+        job = job_create(user=user, dataset=dataset, model_id="fake-chat", params={"max_tokens": 8})
+        started = time.perf_counter()
+        job_process(job.pk)
+        elapsed = time.perf_counter() - started
+    finally:
+        engines.set_pool(real)
+    print(f"bulk overhead per prompt (fake engine, {prompts} prompts): {elapsed / prompts * 1000:.1f} ms")
+
+
 def ingest(user: User, mb: int) -> None:
     path = WORK / "prompts.csv"
     target = mb * 1024 * 1024
@@ -132,9 +160,11 @@ def main() -> None:
     call_command("migrate", verbosity=0)
     user = User.objects.create_user("bench")
     prompts = [f"Write one sentence about {TOPICS[n % len(TOPICS)]} (#{n})." for n in range(args.prompts)]
-    throughput(user, prompts, args.rounds, args.max_tokens)
-    if args.mb:
+    if args.mb:  # first: the process's peak memory is then Django alone, not a loaded model
         ingest(user, args.mb)
+    overhead(user)
+    if args.rounds:
+        throughput(user, prompts, args.rounds, args.max_tokens)
 
 
 if __name__ == "__main__":
