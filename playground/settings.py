@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -122,9 +123,41 @@ DATABASES = {
     }
 }
 
-CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
-# The cache holds the API's failed-authentication counters; point it at Redis to share them between processes.
-CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "playground"}}
+# Scale-out: PLAYGROUND_DATABASE_URL=postgresql://user:password@host:port/name puts the database on
+# PostgreSQL (shared by every web process and bulk worker).
+PLAYGROUND_DATABASE_URL = env_str("PLAYGROUND_DATABASE_URL", "")
+if PLAYGROUND_DATABASE_URL:
+    _db = urlsplit(PLAYGROUND_DATABASE_URL)
+    if _db.scheme not in ("postgres", "postgresql"):
+        raise ImproperlyConfigured("PLAYGROUND_DATABASE_URL must be a postgresql:// URL")
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": unquote(_db.path.lstrip("/")) or "playground",
+            "USER": unquote(_db.username or ""),
+            "PASSWORD": unquote(_db.password or ""),
+            "HOST": _db.hostname or "",
+            "PORT": str(_db.port or ""),
+            "CONN_MAX_AGE": 60,
+            "CONN_HEALTH_CHECKS": True,
+        }
+    }
+
+# Redis (PLAYGROUND_REDIS_URL) for several web processes: PLAYGROUND_CHANNEL_LAYER=redis shares the
+# channel layer, PLAYGROUND_CACHE=redis the cache (the API's failed-authentication counters and bans).
+PLAYGROUND_REDIS_URL = env_str("PLAYGROUND_REDIS_URL", "redis://127.0.0.1:6379/0")
+PLAYGROUND_CHANNEL_LAYER = env_str("PLAYGROUND_CHANNEL_LAYER", "memory")  # memory | redis
+PLAYGROUND_CACHE = env_str("PLAYGROUND_CACHE", "local")  # local | redis
+if PLAYGROUND_CHANNEL_LAYER == "redis":
+    CHANNEL_LAYERS = {
+        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [PLAYGROUND_REDIS_URL]}}
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+if PLAYGROUND_CACHE == "redis":
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": PLAYGROUND_REDIS_URL}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "playground"}}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -181,7 +214,6 @@ PLAYGROUND_METRICS_TOKEN = env_str("PLAYGROUND_METRICS_TOKEN", "")
 # PLAYGROUND_TASKS_BACKEND=redis puts the queue in Redis (django-tasks-rq over RQ) for many worker
 # processes on many machines; their workers are `manage.py bulk_worker` processes.
 PLAYGROUND_TASKS_BACKEND = env_str("PLAYGROUND_TASKS_BACKEND", "database")  # database | redis
-PLAYGROUND_REDIS_URL = env_str("PLAYGROUND_REDIS_URL", "redis://127.0.0.1:6379/0")
 if PLAYGROUND_TASKS_BACKEND == "redis":
     TASKS = {"default": {"BACKEND": "django_tasks_rq.RQBackend", "QUEUES": ["default"]}}
     # A bulk job runs as long as its prompts take: no RQ job timeout.
@@ -192,6 +224,7 @@ elif PLAYGROUND_TASKS_BACKEND == "database":
 else:
     raise ImproperlyConfigured("PLAYGROUND_TASKS_BACKEND must be 'database' or 'redis'")
 PLAYGROUND_BULK_WORKERS = env_int("PLAYGROUND_BULK_WORKERS", 0)  # worker threads inside the site (./dev run: 1)
+PLAYGROUND_BULK_PARALLEL = env_int("PLAYGROUND_BULK_PARALLEL", 1)  # tasks per job: how many workers share one
 PLAYGROUND_BULK_POLL = env_float("PLAYGROUND_BULK_POLL", 1.0)  # seconds an idle worker waits between looks
 # A worker's claim on a prompt lasts this many seconds unless renewed (it renews every sixth of it):
 # how soon a killed worker's prompts are taken over and its job resumed.

@@ -54,7 +54,7 @@ class BulkJob(models.Model):
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED)
     total = models.PositiveIntegerField()  # prompts in the dataset when the job was created
     last_position = models.PositiveIntegerField()  # prompts added to the dataset later are not part of it
-    task_id = models.CharField(max_length=64, blank=True)  # the latest background task enqueued for it
+    task_ids = models.JSONField(default=list, blank=True)  # the background tasks last enqueued for it
     heartbeat_at = models.DateTimeField(null=True, blank=True)  # a worker is alive on it while this is fresh
     error = models.TextField(blank=True)  # why the whole job stopped, if it did
     created_at = models.DateTimeField(auto_now_add=True)

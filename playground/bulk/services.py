@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
 from django.db.models import Count, Max, Q, QuerySet
@@ -90,15 +91,18 @@ def job_create(
 
 
 def job_enqueue(job: BulkJob) -> None:
-    """Hand the job to the task queue. If this fails the job stays queued and a worker's sweep retries."""
+    """Hand the job to the task queue: PLAYGROUND_BULK_PARALLEL tasks, so that many workers can share it.
+    If this fails the job stays queued and a worker's sweep enqueues it again."""
     from playground.bulk.tasks import run_bulk_job
 
+    ids = []
     try:
-        result = run_bulk_job.enqueue(job.pk)
+        for _ in range(max(1, settings.PLAYGROUND_BULK_PARALLEL)):
+            ids.append(str(run_bulk_job.enqueue(job.pk).id))
     except Exception:
         logger.exception("could not enqueue bulk job %s; a worker's sweep will", job.pk)
-        return
-    BulkJob.objects.filter(pk=job.pk).update(task_id=str(result.id))
+    if ids:
+        BulkJob.objects.filter(pk=job.pk).update(task_ids=ids)
 
 
 def job_cancel(job: BulkJob) -> bool:
@@ -185,14 +189,25 @@ def _aware(moment: datetime) -> datetime:
     return timezone.make_aware(moment, UTC) if timezone.is_naive(moment) else moment
 
 
+def _task_alive(task_id: str, *, now: datetime, stale: datetime) -> bool:
+    """Whether the task is still waiting for a worker, or started so recently that its heartbeat may lag."""
+    from playground.bulk.tasks import run_bulk_job
+
+    try:
+        task = run_bulk_job.get_result(task_id)
+    except NO_SUCH_TASK:
+        return False
+    if task.status == TaskResultStatus.READY:
+        return True
+    return task.status == TaskResultStatus.RUNNING and _aware(task.started_at or now) > stale
+
+
 def stalled_jobs_resume(*, now: datetime | None = None) -> list[int]:
     """Re-enqueue every unfinished job that no live worker is on and no queued task will pick up.
 
     Run by each worker at start and then periodically: this is what resumes a job whose worker was
     killed (its task is left 'running' forever by the queue; its claims expire and are taken over).
     """
-    from playground.bulk.tasks import run_bulk_job
-
     now = now or timezone.now()
     stale = now - lease()
     resumed = []
@@ -200,15 +215,8 @@ def stalled_jobs_resume(*, now: datetime | None = None) -> list[int]:
         Q(heartbeat_at__isnull=True) | Q(heartbeat_at__lt=stale)
     )
     for job in candidates.filter(created_at__lt=stale):
-        if job.task_id:
-            try:
-                task = run_bulk_job.get_result(job.task_id)
-            except NO_SUCH_TASK:
-                task = None
-            if task is not None and task.status == TaskResultStatus.READY:
-                continue  # waiting for a free worker
-            if task is not None and task.status == TaskResultStatus.RUNNING and _aware(task.started_at or now) > stale:
-                continue  # just started; its first heartbeat is on the way
+        if any(_task_alive(task_id, now=now, stale=stale) for task_id in job.task_ids):
+            continue
         # Only one sweeper re-enqueues a given stalled job: whoever moves its heartbeat first.
         if BulkJob.objects.filter(pk=job.pk, heartbeat_at=job.heartbeat_at).update(heartbeat_at=now):
             logger.warning("bulk job %s has no live worker: enqueueing it again", job.pk)

@@ -8,7 +8,8 @@ live in Django's cache, so web processes share them when the cache is Redis.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 
 from django.conf import settings
 from django.core.cache import cache
@@ -45,16 +46,33 @@ def ban_remaining(*, address: str) -> int:
     return max(left, 0)
 
 
+@contextmanager
+def _address_locked(address: str) -> Iterator[None]:
+    """Serialize the read-modify-write of one address's failures across processes (cache.add is atomic:
+    SET NX on Redis). A lock not had within half a second is not waited for: the failure still counts."""
+    key = f"auth-lock:{address}"
+    for _ in range(50):
+        if cache.add(key, 1, timeout=5):
+            try:
+                yield
+            finally:
+                cache.delete(key)
+            return
+        time.sleep(0.01)
+    yield
+
+
 def auth_failure_record(*, address: str) -> bool:
     """Count one failed attempt; returns True when this failure starts a ban."""
-    now = clock()
-    window = settings.PLAYGROUND_AUTH_FAILURE_WINDOW
-    failures = [t for t in cache.get(_failures_key(address), []) if now - t < window]
-    failures.append(now)
-    if len(failures) >= settings.PLAYGROUND_AUTH_FAILURE_LIMIT:
-        ban = settings.PLAYGROUND_AUTH_BAN_SECONDS
-        cache.set(_ban_key(address), now + ban, timeout=ban + 1)
-        cache.delete(_failures_key(address))
-        return True
-    cache.set(_failures_key(address), failures, timeout=window)
-    return False
+    with _address_locked(address):
+        now = clock()
+        window = settings.PLAYGROUND_AUTH_FAILURE_WINDOW
+        failures = [t for t in cache.get(_failures_key(address), []) if now - t < window]
+        failures.append(now)
+        if len(failures) >= settings.PLAYGROUND_AUTH_FAILURE_LIMIT:
+            ban = settings.PLAYGROUND_AUTH_BAN_SECONDS
+            cache.set(_ban_key(address), now + ban, timeout=ban + 1)
+            cache.delete(_failures_key(address))
+            return True
+        cache.set(_failures_key(address), failures, timeout=window)
+        return False

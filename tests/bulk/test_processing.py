@@ -46,8 +46,8 @@ def test_a_job_runs_through_the_task_queue_once_per_prompt_metered_as_bulk(fake_
         system_prompt="Be terse.",
     )
     job.refresh_from_db()
-    assert job.status == BulkJob.Status.QUEUED and job.task_id
-    assert run_bulk_job.get_result(job.task_id).status == TaskResultStatus.READY
+    assert job.status == BulkJob.Status.QUEUED and len(job.task_ids) == 1
+    assert run_bulk_job.get_result(job.task_ids[0]).status == TaskResultStatus.READY
 
     worker = queue_worker()
     worker.batch = True  # run what is queued, then return
@@ -55,7 +55,7 @@ def test_a_job_runs_through_the_task_queue_once_per_prompt_metered_as_bulk(fake_
 
     job.refresh_from_db()
     assert job.status == BulkJob.Status.COMPLETED and job.started_at and job.finished_at
-    assert run_bulk_job.get_result(job.task_id).status == TaskResultStatus.SUCCESSFUL
+    assert run_bulk_job.get_result(job.task_ids[0]).status == TaskResultStatus.SUCCESSFUL
     assert [(p, s) for p, s, _ in results_of(job)] == [(1, "done"), (2, "done"), (3, "done")]
     first = BulkItem.objects.get(job=job, prompt__position=2)
     assert first.text.startswith("You said: two, with a comma")
@@ -217,14 +217,14 @@ def test_the_sweep_re_enqueues_only_jobs_nobody_works_on(fake_pool, user, make_d
     BulkJob.objects.update(created_at=long_ago)
     BulkJob.objects.filter(pk=running.pk).update(status="processing", heartbeat_at=timezone.now())
     BulkJob.objects.filter(pk=dead.pk).update(status="processing", heartbeat_at=long_ago)
-    BulkJob.objects.filter(pk=lost.pk).update(task_id="")
+    BulkJob.objects.filter(pk=lost.pk).update(task_ids=[])
     from django_tasks_db.models import DBTaskResult
 
     dead.refresh_from_db()
-    DBTaskResult.objects.filter(id=dead.task_id).update(status="RUNNING", started_at=long_ago)
+    DBTaskResult.objects.filter(id=dead.task_ids[0]).update(status="RUNNING", started_at=long_ago)
     assert sorted(stalled_jobs_resume()) == sorted([dead.pk, lost.pk])
     dead.refresh_from_db()
-    assert run_bulk_job.get_result(dead.task_id).status == TaskResultStatus.READY  # a fresh task
+    assert run_bulk_job.get_result(dead.task_ids[0]).status == TaskResultStatus.READY  # a fresh task
     assert stalled_jobs_resume() == []  # its heartbeat moved: not enqueued twice
 
 

@@ -53,7 +53,7 @@ def test_a_job_on_the_redis_queue_survives_its_worker_being_killed(user, make_da
         check=True,
     )
     job = BulkJob.objects.get(pk=int(out.stdout.split()[-1]))
-    assert job.task_id and redis.lrange("rq:queue:default", 0, -1) == [job.task_id.encode()]
+    assert redis.lrange("rq:queue:default", 0, -1) == [job.task_ids[0].encode()]
 
     log = tmp_path / "worker.log"
     done = BulkItem.objects.filter(job=job, state=BulkItem.State.DONE)
