@@ -94,6 +94,7 @@ class EnginePool:
         threads: int,
         max_queue: int = 100,
         factory: EngineFactory = build_engine,
+        nice: int = 0,
     ) -> None:
         self.device = device
         self.specs = {spec.id: spec for spec in specs}
@@ -102,6 +103,7 @@ class EnginePool:
                 spec.id,
                 lambda spec=spec: load_on_device(spec, device, threads, factory),
                 max_queue=max_queue,
+                nice=nice,
             )
             for spec in self.specs.values()
         }

@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import queue
+import os
+import sys
 import threading
 import time
 from collections import deque
@@ -137,9 +139,12 @@ class Job[T]:
 class ModelWorker:
     """Serialises all work on one model: one thread, one lock, a bounded waiting line."""
 
-    def __init__(self, model_id: str, loader: Callable[[], LoadedEngine], *, max_queue: int = 100) -> None:
+    def __init__(
+        self, model_id: str, loader: Callable[[], LoadedEngine], *, max_queue: int = 100, nice: int = 0
+    ) -> None:
         self.model_id = model_id
         self.max_queue = max_queue
+        self.nice = nice
         self.lock = threading.Lock()  # the engine (and its KV cache) belongs to one caller at a time
         self.state: LoadState = "not_loaded"
         self.error = ""
@@ -219,6 +224,14 @@ class ModelWorker:
         return self.engine
 
     def _run(self) -> None:
+        if self.nice and sys.platform == "linux":
+            # Lower this thread's CPU priority; the engine's compute threads are created from it and
+            # inherit it. An idle web server costs inference nothing, but a page request that needs a
+            # core gets it at once instead of waiting behind the engine's busy threads.
+            try:
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), self.nice)
+            except OSError:
+                pass
         while True:
             with self._cond:
                 while not self._pending:

@@ -26,6 +26,7 @@ def get_pool() -> EnginePool:
                 device=decide_device(settings.PLAYGROUND_DEVICE),
                 threads=settings.PLAYGROUND_THREADS,
                 max_queue=settings.PLAYGROUND_MAX_QUEUE,
+                nice=settings.PLAYGROUND_ENGINE_NICE,
             )
         return _pool
 

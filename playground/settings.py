@@ -200,6 +200,9 @@ PLAYGROUND_MODELS_DIR = Path(env_str("PLAYGROUND_MODELS_DIR", str(VAR_DIR / "mod
 PLAYGROUND_DEVICE = env_str("PLAYGROUND_DEVICE", "auto")  # auto | cpu | cuda
 PLAYGROUND_THREADS = env_int("PLAYGROUND_THREADS", os.cpu_count() or 2)
 PLAYGROUND_MAX_QUEUE = env_int("PLAYGROUND_MAX_QUEUE", 100)  # waiting requests per model
+# Engine threads run at this nice value (Linux; 0: same as the web threads): a page request gets a
+# core at once while a generation runs, and an idle site costs inference nothing.
+PLAYGROUND_ENGINE_NICE = env_int("PLAYGROUND_ENGINE_NICE", 10)
 PLAYGROUND_WARM_MODELS = env_bool("PLAYGROUND_WARM_MODELS", False)  # load every model at start-up
 
 # Write a usage record for every inference (the ledger). Tests switch it off except where they test it.

@@ -24,7 +24,9 @@ def free_port() -> int:
 
 @contextmanager
 def live_site(workdir: Path, **extra_env: str) -> Iterator[str]:
-    """Migrate a fresh database, create a user, serve on a free port; yields the base URL."""
+    """Migrate a fresh database, create a user, serve on a free port; yields the base URL.
+
+    The server's pid is in workdir/server.pid and its output in workdir/server.log."""
     env = {
         **os.environ,
         "PLAYGROUND_SQLITE_PATH": str(workdir / "db.sqlite3"),
@@ -56,6 +58,7 @@ def live_site(workdir: Path, **extra_env: str) -> Iterator[str]:
         stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
+    (workdir / "server.pid").write_text(str(proc.pid))  # for tests that watch the server's memory
     try:
         for _ in range(300):
             try:

@@ -689,7 +689,19 @@ def _ok(description: str, content: dict[str, Any], headers: dict[str, Any] | Non
 
 
 def _sse(description: str, example: str) -> dict[str, Any]:
-    return {"schema": {"type": "string", "description": description}, "example": example}
+    """A server-sent event stream, described one event at a time (its `data` is one JSON piece or [DONE])."""
+    event = {
+        "type": "object",
+        "description": description,
+        "properties": {
+            "data": {"type": "string", "description": "One JSON object as text (or [DONE])."},
+            "event": {"type": "string"},
+            "id": {"type": "string"},
+            "retry": {"type": "integer"},
+        },
+        "required": ["data"],
+    }
+    return {"schema": event, "example": example}
 
 
 SERVICE_TIER_HEADER = {
