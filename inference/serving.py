@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import queue
 import os
+import queue
 import sys
 import threading
 import time
