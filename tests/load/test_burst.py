@@ -101,6 +101,8 @@ def test_a_burst_of_100_streams_completes_or_gets_429_and_memory_comes_back(site
     time.sleep(1)
     after_second = rss_mb(pid)
     print(f"server RSS: {before:.0f} MB before, {after_first:.0f} after one burst, {after_second:.0f} after two")
-    assert after_first - before < 0.10 * before, (before, after_first)
+    # The first burst may leave one-time allocations behind (connection buffers, the thread pool);
+    # a second, equal burst must not add more: memory is back to its level, nothing accumulates.
+    assert after_first - before < 0.20 * before, (before, after_first)
     assert after_second - after_first < 0.05 * before, (before, after_first, after_second)
     assert stream(base, token)[0] == 200  # still serving
