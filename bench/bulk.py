@@ -42,7 +42,7 @@ django.setup()
 from django.contrib.auth.models import User  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 
-from bench.bulk_ingest import ROWS  # noqa: E402
+from bench.bulk_ingest import write_csv  # noqa: E402
 from inference import ChatMessage, EnginePool, ModelSpec  # noqa: E402
 from inference.device import DeviceDecision  # noqa: E402
 from playground import engines  # noqa: E402
@@ -131,14 +131,7 @@ def overhead(user: User, prompts: int = 200) -> None:
 
 def ingest(user: User, mb: int) -> None:
     path = WORK / "prompts.csv"
-    target = mb * 1024 * 1024
-    with open(path, "wb") as out:
-        out.write(b"prompts\n")
-        block = b"".join(ROWS) * 2000
-        written = 8
-        while written + len(block) <= target:
-            out.write(block)
-            written += len(block)
+    write_csv(path, mb)
     dataset = Dataset.objects.create(user=user, name="ingest")
     before = peak_rss_mb()
     started = time.perf_counter()

@@ -32,6 +32,18 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
+def write_csv(path: Path, mb: int) -> None:
+    """A CSV of about `mb` megabytes: the `prompts` header, then the sample rows over and over."""
+    target = mb * 1024 * 1024
+    with open(path, "wb") as out:
+        out.write(b"prompts\n")
+        block = b"".join(ROWS) * 2000
+        written = 8
+        while written + len(block) <= target:
+            out.write(block)
+            written += len(block)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mb", type=int, default=500)
@@ -39,13 +51,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "prompts.csv"
         target = args.mb * 1024 * 1024
-        with open(path, "wb") as out:
-            out.write(b"prompts\n")
-            block = b"".join(ROWS) * 2000
-            written = 8
-            while written + len(block) <= target:
-                out.write(block)
-                written += len(block)
+        write_csv(path, args.mb)
         size_mb = path.stat().st_size / 1024 / 1024
 
         started = time.perf_counter()

@@ -5,7 +5,6 @@ killed with SIGKILL, with exactly one result per prompt. Needs Redis on loopback
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 
@@ -14,7 +13,8 @@ from django.db import connection
 from redis import Redis
 
 from playground.bulk.models import BulkItem, BulkJob
-from tests.bulk.test_worker_process import MODEL, wait_for
+from tests.bulk.test_worker_process import MODEL
+from tests.bulk.workers import kill_mid_job_then_resume
 from tests.livesite import REPO
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -55,28 +55,13 @@ def test_a_job_on_the_redis_queue_survives_its_worker_being_killed(user, make_da
     job = BulkJob.objects.get(pk=int(out.stdout.split()[-1]))
     assert redis.lrange("rq:queue:default", 0, -1) == [job.task_ids[0].encode()]
 
-    log = tmp_path / "worker.log"
-    done = BulkItem.objects.filter(job=job, state=BulkItem.State.DONE)
-
-    def worker() -> subprocess.Popen[bytes]:
-        handle = open(log, "ab")  # noqa: SIM115  (the child keeps it)
-        return subprocess.Popen(
-            [sys.executable, "manage.py", "bulk_worker"], cwd=REPO, env=env, stdout=handle, stderr=subprocess.STDOUT
-        )
-
-    first = worker()
-    try:
-        wait_for(lambda: done.count() >= 2, 120, log)
-    finally:
-        os.kill(first.pid, signal.SIGKILL)
-        first.wait()
-    assert done.count() < len(PROMPTS)
-    second = worker()
-    try:
-        wait_for(lambda: BulkJob.objects.get(pk=job.pk).finished, 180, log)
-    finally:
-        second.send_signal(signal.SIGTERM)
-        second.wait(timeout=30)
+    kill_mid_job_then_resume(
+        job,
+        tmp_path / "worker.log",
+        after=2,
+        PLAYGROUND_TASKS_BACKEND="redis",
+        PLAYGROUND_REDIS_URL=REDIS_URL,
+    )
     job.refresh_from_db()
     assert job.status == BulkJob.Status.COMPLETED, job.error
     positions = sorted(
