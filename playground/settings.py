@@ -148,6 +148,8 @@ if PLAYGROUND_DATABASE_URL:
 PLAYGROUND_REDIS_URL = env_str("PLAYGROUND_REDIS_URL", "redis://127.0.0.1:6379/0")
 PLAYGROUND_CHANNEL_LAYER = env_str("PLAYGROUND_CHANNEL_LAYER", "memory")  # memory | redis
 PLAYGROUND_CACHE = env_str("PLAYGROUND_CACHE", "local")  # local | redis
+if PLAYGROUND_CHANNEL_LAYER not in ("memory", "redis") or PLAYGROUND_CACHE not in ("local", "redis"):
+    raise ImproperlyConfigured("PLAYGROUND_CHANNEL_LAYER must be memory or redis, PLAYGROUND_CACHE local or redis")
 if PLAYGROUND_CHANNEL_LAYER == "redis":
     CHANNEL_LAYERS = {
         "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [PLAYGROUND_REDIS_URL]}}

@@ -115,7 +115,6 @@ def dataset_detail(request: HttpRequest, dataset_id: int) -> HttpResponse:
         "prompts": dataset.prompts.all()[:50],
         "job_form": job_form,
         "params_form": params_form,
-        "chosen": chosen,
     }
     failed = data is not None and (job_form.errors or (params_form is not None and params_form.errors))
     return render(request, "bulk/dataset.html", context, status=400 if failed else 200)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -179,3 +180,17 @@ async def test_cancelling_the_async_consumer_stops_the_engine():
     with pytest.raises(asyncio.CancelledError):
         await task
     assert job.cancelled
+
+
+@pytest.mark.skipif(not hasattr(os, "getpriority"), reason="nice values are a POSIX feature")
+def test_the_engine_thread_runs_at_the_configured_nice_value_and_the_caller_is_untouched():
+    base = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    def niceness(_engine: Any, _stop: threading.Event) -> Iterator[int]:
+        yield os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    niced = ModelWorker("m", lambda: LoadedEngine(Gate(), "cpu"), nice=5)
+    assert niced.submit(niceness).result() == [min(base + 5, 19)]
+    plain = ModelWorker("m", lambda: LoadedEngine(Gate(), "cpu"))
+    assert plain.submit(niceness).result() == [base]
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == base
