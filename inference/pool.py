@@ -14,15 +14,22 @@ from inference.types import InvalidRequestError
 
 logger = logging.getLogger(__name__)
 
-EngineFactory = Callable[[ModelSpec, bool, int], Any]
+EngineFactory = Callable[..., Any]  # (spec, gpu, threads, slots=0) -> engine
 
 
 class UnknownModelError(InvalidRequestError):
     code = "model_not_found"
 
 
-def build_engine(spec: ModelSpec, gpu: bool, threads: int) -> Any:
-    """Construct the real engine for a catalog entry (imports its library here, not at import time)."""
+def batch_ctx(spec: ModelSpec, slots: int) -> int:
+    """Tokens each request may use when `slots` requests share the model's context (at least 512)."""
+    return max(512, (spec.n_ctx or 4096) // slots)
+
+
+def build_engine(spec: ModelSpec, gpu: bool, threads: int, slots: int = 0) -> Any:
+    """Construct the real engine for a catalog entry (imports its library here, not at import time).
+
+    A llama text model with `slots` > 1 gets the batching engine: that many requests decode together."""
     if spec.engine == "fake":
         from inference import fake
 
@@ -33,6 +40,11 @@ def build_engine(spec: ModelSpec, gpu: bool, threads: int) -> Any:
             "speech-to-text": fake.FakeSpeechToTextEngine,
             "text-to-speech": fake.FakeTextToSpeechEngine,
         }[spec.task]()
+    if spec.task in ("text-to-text", "text-completion") and slots > 1:
+        from inference.batching import BatchedTextEngine
+
+        n_ctx = batch_ctx(spec, slots)
+        return BatchedTextEngine(path=spec.path, n_ctx=n_ctx, threads=threads, slots=slots, gpu=gpu, **spec.options)
     if spec.task in ("text-to-text", "text-completion"):
         from inference.text import LlamaTextEngine
 
@@ -59,15 +71,19 @@ def _llama_gpu_offload() -> bool:
         return False
 
 
-def load_on_device(spec: ModelSpec, device: DeviceDecision, threads: int, factory: EngineFactory) -> LoadedEngine:
+def load_on_device(
+    spec: ModelSpec, device: DeviceDecision, threads: int, factory: EngineFactory, slots: int = 0
+) -> LoadedEngine:
     """Load on the decided device; a model that fails on the GPU falls back to CPU and says so."""
+    extra = {"slots": slots} if slots > 1 else {}
     if device.device == "cpu" or spec.engine == "fake":
-        return LoadedEngine(factory(spec, False, threads), "cpu")
+        return LoadedEngine(factory(spec, False, threads, **extra), "cpu")
     try:
-        engine = factory(spec, True, threads)
+        engine = factory(spec, True, threads, **extra)
     except Exception as exc:
         logger.warning("model %s failed to load on CUDA (%s); falling back to CPU", spec.id, exc)
-        return LoadedEngine(factory(spec, False, threads), "cpu", f"failed to load on CUDA ({exc}); fell back to CPU")
+        fallback = factory(spec, False, threads, **extra)
+        return LoadedEngine(fallback, "cpu", f"failed to load on CUDA ({exc}); fell back to CPU")
     if spec.engine == "llama" and not _llama_gpu_offload():
         return LoadedEngine(engine, "cpu", "llama.cpp was built without GPU offload; running on CPU")
     return LoadedEngine(engine, "cuda")
@@ -95,15 +111,22 @@ class EnginePool:
         max_queue: int = 100,
         factory: EngineFactory = build_engine,
         nice: int = 0,
+        batch_slots: int = 0,
     ) -> None:
         self.device = device
         self.specs = {spec.id: spec for spec in specs}
+
+        def slots(spec: ModelSpec) -> int:
+            batched = batch_slots > 1 and spec.engine == "llama" and spec.task in ("text-to-text", "text-completion")
+            return batch_slots if batched else 0
+
         self.workers = {
             spec.id: ModelWorker(
                 spec.id,
-                lambda spec=spec: load_on_device(spec, device, threads, factory),
+                lambda spec=spec: load_on_device(spec, device, threads, factory, slots(spec)),
                 max_queue=max_queue,
                 nice=nice,
+                concurrency=max(1, slots(spec)),
             )
             for spec in self.specs.values()
         }

@@ -11,6 +11,7 @@ token.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import queue
@@ -140,12 +141,22 @@ class ModelWorker:
     """Serialises all work on one model: one thread, one lock, a bounded waiting line."""
 
     def __init__(
-        self, model_id: str, loader: Callable[[], LoadedEngine], *, max_queue: int = 100, nice: int = 0
+        self,
+        model_id: str,
+        loader: Callable[[], LoadedEngine],
+        *,
+        max_queue: int = 100,
+        nice: int = 0,
+        concurrency: int = 1,
     ) -> None:
         self.model_id = model_id
         self.max_queue = max_queue
         self.nice = nice
-        self.lock = threading.Lock()  # the engine (and its KV cache) belongs to one caller at a time
+        # concurrency 1: the engine (and its KV cache) belongs to one caller at a time. More: a batching
+        # engine that interleaves that many requests itself (inference/batching.py).
+        self.concurrency = max(1, concurrency)
+        self.lock = threading.Lock()
+        self._load_lock = threading.Lock()
         self.state: LoadState = "not_loaded"
         self.error = ""
         self.device = ""
@@ -153,9 +164,9 @@ class ModelWorker:
         self.engine: Any = None
         self._loader = loader
         self._pending: deque[Job[Any]] = deque()
-        self._current: Job[Any] | None = None
+        self._running: set[Job[Any]] = set()
         self._cond = threading.Condition()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
 
     def submit(self, fn: JobFn[T], observer: JobObserver | None = None, *, background: bool = False) -> Job[T]:
         """Queue a job. Interactive jobs wait in order, ahead of every background (bulk) job."""
@@ -171,9 +182,12 @@ class ModelWorker:
             else:
                 first_background = next((i for i, j in enumerate(self._pending) if j.background), len(self._pending))
                 self._pending.insert(first_background, job)
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name=f"model-{self.model_id}", daemon=True)
-                self._thread.start()
+            if len(self._threads) < min(self.concurrency, len(self._running) + len(self._pending)):
+                thread = threading.Thread(
+                    target=self._run, name=f"model-{self.model_id}-{len(self._threads)}", daemon=True
+                )
+                self._threads.append(thread)
+                thread.start()
             self._cond.notify()
         return job
 
@@ -190,7 +204,7 @@ class ModelWorker:
 
     @property
     def busy(self) -> bool:
-        return self._current is not None
+        return bool(self._running)
 
     def _discard(self, job: Job[Any]) -> None:
         with self._cond:
@@ -201,9 +215,15 @@ class ModelWorker:
         job._put(_END)
 
     def load(self) -> Any:
-        """Load the engine if needed. Only call on the worker thread or with the lock held."""
+        """Load the engine if needed (once, whichever worker thread asks first)."""
         if self.state == "loaded":
             return self.engine
+        with self._load_lock:
+            if self.state == "loaded":
+                return self.engine
+            return self._load()
+
+    def _load(self) -> Any:
         self.state = "loading"
         started = time.monotonic()
         try:
@@ -237,12 +257,12 @@ class ModelWorker:
                 while not self._pending:
                     self._cond.wait()
                 job = self._pending.popleft()
-                self._current = job
+                self._running.add(job)
             job.started_at = time.monotonic()
             started = False
             error: BaseException | None = None
             try:
-                with self.lock:
+                with self.lock if self.concurrency == 1 else contextlib.nullcontext():
                     engine = self.load()
                     items = job.fn(engine, job.stop_event)  # a refusal (bad request) raises here
                     started = True
@@ -259,5 +279,5 @@ class ModelWorker:
                 except Exception:  # accounting must never take the worker down
                     logger.exception("job observer failed for model %s", self.model_id)
             with self._cond:
-                self._current = None
+                self._running.discard(job)
             job._put(_ERROR, error) if error is not None else job._put(_END)

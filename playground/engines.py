@@ -27,6 +27,7 @@ def get_pool() -> EnginePool:
                 threads=settings.PLAYGROUND_THREADS,
                 max_queue=settings.PLAYGROUND_MAX_QUEUE,
                 nice=settings.PLAYGROUND_ENGINE_NICE,
+                batch_slots=settings.PLAYGROUND_BATCH_SLOTS,
             )
         return _pool
 

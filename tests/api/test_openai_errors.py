@@ -255,7 +255,7 @@ async def test_full_queue_is_429_with_retry_after(async_client, auth):
         worker = pool.workers["fake-chat"]
         body = with_(CHAT, max_tokens=10)
         running = asyncio.create_task(post_concurrently(async_client, "/v1/chat/completions", body, auth))
-        await wait_until(lambda: worker._current is not None)
+        await wait_until(lambda: worker.busy)
         waiting = asyncio.create_task(post_concurrently(async_client, "/v1/chat/completions", body, auth))
         await wait_until(lambda: worker.waiting == 1)
         response = await post_concurrently(async_client, "/v1/chat/completions", body, auth)
@@ -275,7 +275,7 @@ async def test_time_limit_stops_the_engine_and_says_so(async_client, auth, fake_
     error = check_error(response, 504, "timeout", None)
     assert "0.3 seconds" in error["message"] and error["type"] == "timeout_error"
     # 15 tokens at 0.1 s would take 1.5 s: the engine saw the stop flag within a token
-    await wait_until(lambda: worker._current is None, timeout=0.5)
+    await wait_until(lambda: not worker.busy, timeout=0.5)
     assert time.monotonic() - started < 1.0
     assert engine.calls  # it had started
 
@@ -291,7 +291,7 @@ async def test_time_limit_ends_a_started_stream_with_an_error_event(async_client
     assert events[-1] == "[DONE]"
     assert json.loads(events[-2])["error"]["code"] == "timeout"
     assert any("delta" in json.loads(e)["choices"][0] for e in events[:-2])
-    await wait_until(lambda: worker._current is None, timeout=0.5)
+    await wait_until(lambda: not worker.busy, timeout=0.5)
 
 
 async def test_stream_client_disconnect_cancels_the_job(async_client, auth, fake_pool):
@@ -310,7 +310,7 @@ async def test_stream_client_disconnect_cancels_the_job(async_client, auth, fake
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    await wait_until(lambda: worker._current is None, timeout=0.5)
+    await wait_until(lambda: not worker.busy, timeout=0.5)
     assert worker.waiting == 0
 
 
@@ -321,4 +321,4 @@ async def test_closing_the_stream_iterator_early_cancels_the_job(async_client, a
     events = response._iterator  # the view's own async generator, under Django's wrapper
     assert (await anext(events)).startswith(b"data: ")
     await events.aclose()
-    await wait_until(lambda: worker._current is None, timeout=0.5)
+    await wait_until(lambda: not worker.busy, timeout=0.5)

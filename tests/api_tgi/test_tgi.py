@@ -289,7 +289,7 @@ async def test_context_overflow_is_a_400_naming_inputs(client, fake_pool):
 
 async def _wait_idle(worker, seconds: float = 2.0) -> None:
     for _ in range(int(seconds / 0.01)):
-        if worker._current is None:
+        if not worker.busy:
             return
         await asyncio.sleep(0.01)
     raise AssertionError("the engine is still generating")
@@ -354,7 +354,7 @@ async def test_client_disconnect_cancels_the_job(fake_pool, user):
     async def send(message: dict) -> None:
         sent.append(message)
         if message["type"] == "http.response.body" and message.get("body"):
-            jobs.append(worker._current)
+            jobs.append(next(iter(worker._running), None))
             first_body.set()
 
     await asyncio.wait_for(ASGIHandler()(scope, receive, send), 2)

@@ -1,0 +1,118 @@
+"""Continuous batching against the serialized engine and the peers, in one run (loopback only).
+
+    .venv/bin/pip install -r requirements-bench.txt     # for llama_cpp.server
+    .venv/bin/python bench/batching.py [--max-tokens 128] [--llama-server PATH]
+
+Same model (SmolLM2-135M-Instruct), greedy, the same prompts (unique per request), 2 threads, streamed
+through each server's OpenAI-compatible /v1/chat/completions:
+  (a) ours serialized (PLAYGROUND_BATCH_SLOTS=0), (b) ours batched (PLAYGROUND_BATCH_SLOTS=8),
+  (c) llama_cpp.server (llama-cpp-python's server, requests queued), (d) llama.cpp's own llama-server
+  with 8 parallel slots, when a binary is given or found on PATH (built from the llama.cpp source that
+  llama-cpp-python vendors: cmake --build build --target llama-server).
+At 1, 4 and 8 concurrent streams: aggregate tokens/s over the wall time and p50/p95 time to first
+token. Goals: batched at 8 streams >= 1.5x llama_cpp.server and >= 0.9x llama-server; batched single
+stream within 3 % of serialized.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.peers import GGUF, THREADS, Result, chat_body, concurrent, sse_stream, start_peer  # noqa: E402
+from tests.livesite import free_port, live_api_token, live_site  # noqa: E402
+
+STREAMS = (1, 4, 8)
+
+
+def start_llama_server(binary: str, port: int, log: Path) -> subprocess.Popen[bytes]:
+    command = [binary, "-m", str(GGUF), "-c", "8192", "-np", "8", "-t", str(THREADS), "--host", "127.0.0.1"]
+    proc = subprocess.Popen([*command, "--port", str(port)], stdout=open(log, "wb"), stderr=subprocess.STDOUT)  # noqa: SIM115
+    for _ in range(600):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
+            return proc
+        except OSError:
+            if proc.poll() is not None:
+                sys.exit(f"llama-server exited: {log.read_text()[-2000:]}")
+            time.sleep(0.2)
+    sys.exit("llama-server did not start")
+
+
+def measure(name: str, port: int, headers: dict[str, str], n: int, count: object) -> dict[int, tuple]:
+    def one() -> Result:
+        return sse_stream(port, "/v1/chat/completions", chat_body(n), headers)
+
+    one()  # warm-up
+    rows = {}
+    for streams in STREAMS:
+        rows[streams] = concurrent(one, count, streams)  # type: ignore[arg-type]
+        rate, p50, p95 = rows[streams]
+        print(
+            f"  {name:22} {streams} streams: {rate:6.1f} tok/s, TTFT p50 {p50 * 1000:6.0f} ms, p95 {p95 * 1000:6.0f} ms"
+        )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--max-tokens", type=int, default=128)
+    parser.add_argument("--llama-server", default=shutil.which("llama-server") or "")
+    args = parser.parse_args()
+    from llama_cpp import Llama
+
+    vocab = Llama(model_path=str(GGUF), vocab_only=True, verbose=False)
+
+    def count(text: str) -> int:
+        return len(vocab.tokenize(text.encode(), add_bos=False, special=False))
+
+    n = args.max_tokens
+    print(f"{GGUF.name}, greedy, {n} max tokens, {THREADS} threads")
+    results = {}
+    for label, slots in (("ours serialized", "0"), ("ours batched (8 slots)", "8")):
+        workdir = Path(tempfile.mkdtemp(prefix="bench-batching-"))
+        env = {"PLAYGROUND_WARM_MODELS": "1", "PLAYGROUND_REQUEST_TIMEOUT": "600", "PLAYGROUND_BATCH_SLOTS": slots}
+        with live_site(workdir, **env) as base:
+            token = live_api_token(workdir)
+            port = int(base.rsplit(":", 1)[1])
+            results[label] = measure(label, port, {"Authorization": f"Bearer {token}"}, n, count)
+    workdir = Path(tempfile.mkdtemp(prefix="bench-batching-"))
+    port = free_port()
+    peer = start_peer(port, workdir / "peer.log")
+    try:
+        results["llama_cpp.server"] = measure("llama_cpp.server", port, {}, n, count)
+    finally:
+        peer.terminate()
+        peer.wait(30)
+    if args.llama_server:
+        port = free_port()
+        server = start_llama_server(args.llama_server, port, workdir / "llama-server.log")
+        try:
+            results["llama-server -np 8"] = measure("llama-server -np 8", port, {}, n, count)
+        finally:
+            server.terminate()
+            server.wait(30)
+    else:
+        print("  llama-server: not measured (no binary; pass --llama-server PATH)")
+    batched, serial = results["ours batched (8 slots)"], results["ours serialized"]
+    print(f"batched/serialized at 1 stream: {batched[1][0] / serial[1][0]:.3f} (goal >= 0.97)")
+    print(f"batched/serialized at 8 streams: {batched[8][0] / serial[8][0]:.2f}")
+    print(
+        f"batched/llama_cpp.server at 8 streams: {batched[8][0] / results['llama_cpp.server'][8][0]:.2f} (goal >= 1.5)"
+    )
+    if "llama-server -np 8" in results:
+        ratio = batched[8][0] / results["llama-server -np 8"][8][0]
+        print(f"batched/llama-server at 8 streams: {ratio:.2f} (goal >= 0.9)")
+
+
+if __name__ == "__main__":
+    main()

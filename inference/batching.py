@@ -1,0 +1,244 @@
+"""Continuous batching: several requests share one llama.cpp context and decode together.
+
+One scheduler thread owns a context with `slots` sequences. Between decode steps it admits waiting
+requests; each step puts into one batch the next token of every generating sequence plus a chunk of
+the prompt of sequences still being read (so a long prompt does not stall the others for long), runs
+one `llama_decode`, and samples every sequence that has logits with its own sampler chain (its own
+temperature, top_k, top_p, min_p, penalties and seed). Each request reads its pieces from its own
+queue. A request's stop flag ends its sequence at the next step and frees its slot; usage is counted
+per request, exactly as the serialized engine counts it.
+"""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import queue
+import random
+import threading
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from inference.text import LlamaTextEngine, StopScanner
+from inference.types import EngineError, FinishReason, SamplingParams, TextChunk, Usage
+
+N_BATCH = 512  # tokens per decode step: every generating sequence's next token, then prompt chunks
+PENALTY_LAST_N = 64  # as llama-cpp-python's own sampler
+
+
+@dataclass(eq=False)
+class _Sequence:
+    prompt: list[int]
+    params: SamplingParams
+    max_tokens: int
+    stop_event: threading.Event
+    out: queue.SimpleQueue[TextChunk | BaseException] = field(default_factory=queue.SimpleQueue)
+    slot: int = -1
+    fed: int = 0  # prompt tokens already in the KV cache
+    last: int = -1  # the token to feed next (sampled last step)
+    logits_at: int = -1  # batch index of this sequence's logits in the current step
+    completion: int = 0
+    sampler: Any = None
+    previous: list[int] = field(default_factory=list)
+    decoder: Any = field(default_factory=lambda: codecs.getincrementaldecoder("utf-8")(errors="replace"))
+    scanner: StopScanner | None = None
+
+    @property
+    def prefilled(self) -> bool:
+        return self.fed >= len(self.prompt)
+
+
+class BatchedTextEngine(LlamaTextEngine):
+    """A LlamaTextEngine whose requests run concurrently (up to `slots`) in one batched context.
+
+    Each request may use `n_ctx` tokens (prompt and reply); the context holds `slots` times that.
+    """
+
+    def __init__(
+        self, *, path: Path, n_ctx: int, threads: int, slots: int, gpu: bool = False, flash_attn: bool = True
+    ) -> None:
+        import llama_cpp
+
+        # The Llama object gives weights, vocabulary, chat template and tokenizer; its own context is
+        # left small and unused.
+        super().__init__(path=path, n_ctx=256, threads=threads, gpu=gpu, flash_attn=flash_attn)
+        self.slots = slots
+        self.n_ctx = n_ctx
+        params = llama_cpp.llama_context_default_params()
+        params.n_ctx = n_ctx * slots
+        params.n_batch = params.n_ubatch = N_BATCH
+        params.n_seq_max = slots
+        params.n_threads = params.n_threads_batch = threads
+        params.kv_unified = False  # each sequence has its own n_ctx cells: no sequence can starve another
+        params.flash_attn_type = (
+            llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED if flash_attn else llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
+        )
+        self._llama_cpp = llama_cpp
+        self._ctx = llama_cpp.llama_init_from_model(self.llm._model.model, params)
+        if not self._ctx:
+            raise EngineError(f"could not create a batched context for {path.name} ({slots} x {n_ctx} tokens)")
+        self._memory = llama_cpp.llama_get_memory(self._ctx)
+        self._batch = llama_cpp.llama_batch_init(N_BATCH, 0, 1)
+        self._cond = threading.Condition()
+        self._waiting: deque[_Sequence] = deque()
+        self._active: dict[int, _Sequence] = {}
+        self._thread: threading.Thread | None = None
+
+    # --- requests -----------------------------------------------------------------------------
+
+    def _stream(
+        self, prompt_tokens: list[int], params: SamplingParams, max_tokens: int, stop_event: threading.Event
+    ) -> Iterator[TextChunk]:
+        sequence = _Sequence(prompt_tokens, params, max_tokens, stop_event, scanner=StopScanner(params.stop))
+        with self._cond:
+            self._waiting.append(sequence)
+            if self._thread is None:  # started from a model worker thread: it inherits that thread's priority
+                self._thread = threading.Thread(target=self._loop, name="batched-decode", daemon=True)
+                self._thread.start()
+            self._cond.notify()
+        ended = False
+        try:
+            while True:
+                item = sequence.out.get()
+                if isinstance(item, BaseException):
+                    ended = True
+                    raise item
+                ended = item.finish_reason is not None
+                yield item
+                if ended:
+                    return
+        finally:
+            if not ended:
+                stop_event.set()  # a consumer that leaves early frees the slot at the next step
+
+    # --- the scheduler ------------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._waiting and not self._active:
+                    self._cond.wait()
+                free = [slot for slot in range(self.slots) if slot not in self._active]
+                while self._waiting and free:
+                    sequence = self._waiting.popleft()
+                    sequence.slot = free.pop(0)
+                    self._admit(sequence)
+                    self._active[sequence.slot] = sequence
+            try:
+                self._step()
+            except Exception as exc:  # the context is unusable for these sequences: fail them, carry on
+                for sequence in list(self._active.values()):
+                    self._finish(sequence, error=EngineError(f"batched decoding failed: {exc}"))
+
+    def _admit(self, sequence: _Sequence) -> None:
+        lib = self._llama_cpp
+        p = sequence.params
+        chain = lib.llama_sampler_chain_init(lib.llama_sampler_chain_default_params())
+        lib.llama_sampler_chain_add(
+            chain,
+            lib.llama_sampler_init_penalties(
+                self.llm.n_vocab(), PENALTY_LAST_N, p.repetition_penalty, p.frequency_penalty, p.presence_penalty
+            ),
+        )
+        if p.temperature <= 0:
+            lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_greedy())
+        else:
+            if p.top_k > 0:
+                lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_top_k(p.top_k))
+            lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_top_p(p.top_p, 1))
+            lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_min_p(p.min_p, 1))
+            lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_temp(p.temperature))
+            seed = p.seed if p.seed is not None else random.randrange(2**32)
+            lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_dist(seed))
+        for token in sequence.prompt[-PENALTY_LAST_N:]:  # penalties look at the prompt too
+            lib.llama_sampler_accept(chain, token)
+        sequence.sampler = chain
+
+    def _step(self) -> None:
+        for sequence in list(self._active.values()):
+            if sequence.stop_event.is_set():
+                self._finish(sequence, "cancelled")
+        if not self._active:
+            return
+        batch = self._batch
+        n = 0
+
+        def add(token: int, pos: int, slot: int, logits: bool) -> None:
+            nonlocal n
+            batch.token[n] = token
+            batch.pos[n] = pos
+            batch.n_seq_id[n] = 1
+            batch.seq_id[n][0] = slot
+            batch.logits[n] = logits
+            n += 1
+
+        sequences = sorted(self._active.values(), key=lambda s: s.slot)
+        for sequence in sequences:  # generating sequences first: one token each
+            sequence.logits_at = -1
+            if sequence.prefilled:
+                sequence.logits_at = n
+                add(sequence.last, len(sequence.prompt) + sequence.completion - 1, sequence.slot, True)
+        for sequence in sequences:  # then prompt chunks, as room allows
+            if sequence.prefilled or n >= N_BATCH:
+                continue
+            take = min(N_BATCH - n, len(sequence.prompt) - sequence.fed)
+            for i in range(sequence.fed, sequence.fed + take):
+                last = i == len(sequence.prompt) - 1
+                if last:
+                    sequence.logits_at = n
+                add(sequence.prompt[i], i, sequence.slot, last)
+            sequence.fed += take
+        batch.n_tokens = n
+        code = self._llama_cpp.llama_decode(self._ctx, batch)
+        if code != 0:
+            raise EngineError(f"llama_decode returned {code}")
+        for sequence in sequences:
+            if sequence.logits_at >= 0 and sequence.slot in self._active:
+                token = self._llama_cpp.llama_sampler_sample(sequence.sampler, self._ctx, sequence.logits_at)
+                self._take(sequence, token)
+
+    def _take(self, sequence: _Sequence, token: int) -> None:
+        """One sampled token: end, or emit its text (held back while it may start a stop sequence)."""
+        if self._is_eog(self._vocab, token):
+            self._finish(sequence, "stop")
+            return
+        sequence.completion += 1
+        sequence.last = token
+        piece = self.llm.detokenize([token], prev_tokens=sequence.previous or None)
+        sequence.previous = [token]
+        assert sequence.scanner is not None
+        text, hit = sequence.scanner.feed(sequence.decoder.decode(piece))
+        if text:
+            sequence.out.put(TextChunk(text))
+        if hit:
+            self._finish(sequence, "stop")
+        elif sequence.stop_event.is_set():
+            self._finish(sequence, "cancelled")
+        elif sequence.completion >= sequence.max_tokens:
+            self._finish(sequence, "length")
+
+    def _finish(
+        self, sequence: _Sequence, finish: FinishReason = "length", *, error: BaseException | None = None
+    ) -> None:
+        with self._cond:
+            self._active.pop(sequence.slot, None)
+        self._llama_cpp.llama_memory_seq_rm(self._memory, sequence.slot, -1, -1)
+        if sequence.sampler is not None:
+            self._llama_cpp.llama_sampler_free(sequence.sampler)
+            sequence.sampler = None
+        if error is not None:
+            sequence.out.put(error)
+            return
+        assert sequence.scanner is not None
+        tail = ""
+        if finish != "stop":
+            tail = sequence.scanner.flush() + sequence.decoder.decode(b"", final=True)
+        usage = Usage(prompt_tokens=len(sequence.prompt), completion_tokens=sequence.completion)
+        sequence.out.put(TextChunk(tail, finish_reason=finish, usage=usage))
+
+    def __del__(self) -> None:  # pragma: no cover  (process exit)
+        with contextlib.suppress(Exception):
+            self._llama_cpp.llama_batch_free(self._batch)

@@ -1,0 +1,139 @@
+"""Continuous batching (inference/batching.py) on the real SmolLM2: concurrent requests decode together,
+each with its own parameters, usage, seed and stop flag; through the pool, a model worker admits as many
+requests as there are slots, keeps the queue bound and puts interactive requests first."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from inference import EnginePool
+from inference.batching import BatchedTextEngine
+from inference.device import DeviceDecision
+from inference.types import ChatMessage, QueueFullError, SamplingParams, TextChunk
+from tests.inference.conftest import THREADS, catalog_spec
+
+SLOTS = 4
+
+
+@pytest.fixture(scope="module")
+def batched() -> BatchedTextEngine:
+    spec = catalog_spec("smollm2-135m-instruct")
+    return BatchedTextEngine(path=spec.path, n_ctx=1024, threads=THREADS, slots=SLOTS)
+
+
+def ask(text: str) -> list[ChatMessage]:
+    return [ChatMessage("user", text)]
+
+
+def collect(chunks: Iterator[TextChunk], into: dict, key: object) -> None:
+    items = list(chunks)
+    into[key] = ("".join(c.text for c in items), items[-1])
+
+
+def run_together(engine: BatchedTextEngine, requests: dict) -> dict:
+    results: dict = {}
+    threads = [
+        threading.Thread(target=collect, args=(engine.chat(messages, params), results, key))
+        for key, (messages, params) in requests.items()
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    return results
+
+
+def test_concurrent_requests_each_get_their_own_reply_usage_and_finish(batched):
+    requests = {
+        "paris": (ask("What is the capital of France? One word."), SamplingParams(temperature=0, max_tokens=12)),
+        "count": (ask("Count from 1 to 50."), SamplingParams(temperature=0, max_tokens=20)),
+        "hot": (ask("Write a poem."), SamplingParams(temperature=1.3, top_k=20, seed=5, max_tokens=16)),
+        "stop": (ask("Count from 1 to 10, comma separated."), SamplingParams(temperature=0, stop=("5",))),
+    }
+    results = run_together(batched, requests)
+    assert "Paris" in results["paris"][0]
+    assert results["count"][1].finish_reason == "length" and results["count"][1].usage.completion_tokens == 20
+    assert results["hot"][1].usage.completion_tokens == 16
+    text, last = results["stop"]
+    assert last.finish_reason == "stop" and "5" not in text and "4" in text
+    for key, (messages, _) in requests.items():
+        assert results[key][1].usage.prompt_tokens == len(batched.chat_prompt_tokens(messages))
+
+
+def test_a_seed_reproduces_alone_and_alongside_other_requests(batched):
+    params = SamplingParams(temperature=1.0, seed=11, max_tokens=24)
+    alone = run_together(batched, {"a": (ask("Tell me about the sea."), params)})["a"][0]
+    again = run_together(batched, {"a": (ask("Tell me about the sea."), params)})["a"][0]
+    crowd = run_together(
+        batched,
+        {
+            "a": (ask("Tell me about the sea."), params),
+            "b": (ask("Tell me about bread."), SamplingParams(temperature=0.9, seed=3, max_tokens=30)),
+            "c": (ask("Tell me about rain."), SamplingParams(temperature=0, max_tokens=18)),
+        },
+    )["a"][0]
+    assert alone == again == crowd
+
+
+def test_greedy_replies_match_the_serialized_engine(batched, smollm2):
+    question = ask("What is the capital of Italy?")
+    params = SamplingParams(temperature=0, max_tokens=16)
+    serial = "".join(c.text for c in smollm2.chat(question, params))
+    assert run_together(batched, {"q": (question, params)})["q"][0] == serial
+
+
+def test_the_stop_flag_ends_its_sequence_at_the_next_step_and_frees_the_slot(batched):
+    stop = threading.Event()
+    long = batched.chat(ask("Write a very long story."), SamplingParams(temperature=0, max_tokens=900), stop)
+    other: dict = {}
+    runner = threading.Thread(
+        target=collect,
+        args=(batched.chat(ask("Count to twenty."), SamplingParams(temperature=0, max_tokens=40)), other, "x"),
+    )
+    runner.start()
+    pieces = []
+    for chunk in long:
+        pieces.append(chunk)
+        if len(pieces) == 5:
+            stop.set()
+        if chunk.finish_reason is not None:
+            break
+    last = pieces[-1]
+    assert last.finish_reason == "cancelled"
+    assert last.usage.completion_tokens <= 7  # the one in flight when the flag was seen, at most
+    runner.join(60)
+    assert other["x"][1].finish_reason == "length"
+    # Every slot is free again: SLOTS new requests run at once.
+    results = run_together(
+        batched, {n: (ask(f"Say {n}."), SamplingParams(temperature=0, max_tokens=4)) for n in range(SLOTS)}
+    )
+    assert len(results) == SLOTS
+    assert batched._active == {}
+
+
+def test_through_the_pool_slots_run_together_and_the_queue_bound_holds():
+    spec = catalog_spec("smollm2-135m-instruct")
+    pool = EnginePool([spec], device=DeviceDecision("cpu", "test"), threads=THREADS, max_queue=2, batch_slots=2)
+    worker = pool.workers[spec.id]
+    params = SamplingParams(temperature=0, max_tokens=200)
+
+    def chat(engine, stop):  # noqa: ANN001, ANN202
+        return engine.chat(ask("Write a long story about a cat."), params, stop)
+
+    jobs = [pool.submit(spec.id, chat) for _ in range(2)]  # both slots
+    deadline = time.monotonic() + 60
+    while len(worker._running) < 2:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    queued = [pool.submit(spec.id, chat, background=True), pool.submit(spec.id, chat)]
+    assert worker.position(queued[1]) == 1  # the interactive request went ahead of the bulk one
+    with pytest.raises(QueueFullError):
+        pool.submit(spec.id, chat)
+    for job in jobs + queued:
+        job.cancel()
+    for job in jobs + queued:
+        list(job)
