@@ -25,7 +25,8 @@ from typing import Any
 from inference.text import LlamaTextEngine, StopScanner
 from inference.types import EngineError, FinishReason, SamplingParams, TextChunk, Usage
 
-N_BATCH = 512  # tokens per decode step: every generating sequence's next token, then prompt chunks
+N_BATCH = 512  # tokens a decode step may hold
+PROMPT_CHUNK = 128  # prompt tokens read per step: a long new prompt delays the running streams little
 PENALTY_LAST_N = 64  # as llama-cpp-python's own sampler
 
 
@@ -54,7 +55,10 @@ class _Sequence:
 class BatchedTextEngine(LlamaTextEngine):
     """A LlamaTextEngine whose requests run concurrently (up to `slots`) in one batched context.
 
-    Each request may use `n_ctx` tokens (prompt and reply); the context holds `slots` times that.
+    Each request may use `n_ctx` tokens (prompt and reply); the context holds `slots` times that, each
+    sequence in cells of its own. Own cells keep a request's numbers independent of its neighbours: a
+    seed reproduces the same reply alone or beside other requests (a shared cache changes the float
+    rounding of attention with whatever else is in it).
     """
 
     def __init__(
@@ -181,10 +185,12 @@ class BatchedTextEngine(LlamaTextEngine):
             if sequence.prefilled:
                 sequence.logits_at = n
                 add(sequence.last, len(sequence.prompt) + sequence.completion - 1, sequence.slot, True)
+        budget = PROMPT_CHUNK
         for sequence in sequences:  # then prompt chunks, as room allows
-            if sequence.prefilled or n >= N_BATCH:
+            if sequence.prefilled or budget <= 0 or n >= N_BATCH:
                 continue
-            take = min(N_BATCH - n, len(sequence.prompt) - sequence.fed)
+            take = min(budget, N_BATCH - n, len(sequence.prompt) - sequence.fed)
+            budget -= take
             for i in range(sequence.fed, sequence.fed + take):
                 last = i == len(sequence.prompt) - 1
                 if last:

@@ -22,8 +22,8 @@ class UnknownModelError(InvalidRequestError):
 
 
 def batch_ctx(spec: ModelSpec, slots: int) -> int:
-    """Tokens each request may use when `slots` requests share the model's context (at least 512)."""
-    return max(512, (spec.n_ctx or 4096) // slots)
+    """Tokens each request may use when `slots` requests share the model's context (at least 1024)."""
+    return max(1024, (spec.n_ctx or 4096) // slots)
 
 
 def build_engine(spec: ModelSpec, gpu: bool, threads: int, slots: int = 0) -> Any:

@@ -206,7 +206,7 @@ PLAYGROUND_MAX_QUEUE = env_int("PLAYGROUND_MAX_QUEUE", 100)  # waiting requests 
 # core at once while a generation runs, and an idle site costs inference nothing.
 PLAYGROUND_ENGINE_NICE = env_int("PLAYGROUND_ENGINE_NICE", 10)
 # Continuous batching for llama.cpp text models: this many requests decode together in one context
-# (each may then use the model's n_ctx / slots tokens, at least 512). 0 or 1: one request at a time.
+# (each may then use the model's n_ctx / slots tokens, at least 1024). 0 or 1: one request at a time.
 PLAYGROUND_BATCH_SLOTS = env_int("PLAYGROUND_BATCH_SLOTS", 0)
 PLAYGROUND_WARM_MODELS = env_bool("PLAYGROUND_WARM_MODELS", False)  # load every model at start-up
 

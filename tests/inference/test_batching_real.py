@@ -137,3 +137,30 @@ def test_through_the_pool_slots_run_together_and_the_queue_bound_holds():
         job.cancel()
     for job in jobs + queued:
         list(job)
+
+
+def test_a_long_prompt_is_read_in_chunks_while_the_others_keep_generating(batched):
+    """A new request with a long prompt does not stop the running stream: while its prompt is read,
+    128 tokens per step, the running stream keeps getting tokens."""
+    running = batched.chat(
+        ask("Count from one to one hundred in words."), SamplingParams(temperature=0, max_tokens=300)
+    )
+    next(running)
+    long_prompt = ask("Summarise this text. " + "The cat sat on the mat and looked at the birds. " * 60)
+    assert len(batched.chat_prompt_tokens(long_prompt)) > 3 * 128
+    result: dict = {}
+    reader = threading.Thread(
+        target=collect, args=(batched.chat(long_prompt, SamplingParams(temperature=0, max_tokens=4)), result, "r")
+    )
+    reader.start()
+    during = 0
+    while reader.is_alive():
+        chunk = next(running)
+        during += 1
+        if chunk.finish_reason is not None:
+            break
+    reader.join(60)
+    assert result["r"][1].usage.completion_tokens >= 1
+    assert during >= 3  # tokens kept coming while the long prompt was read (one step per 128 of its tokens)
+    for _ in running:
+        pass
