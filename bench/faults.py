@@ -8,6 +8,7 @@
    while a 1,500-token completion stream is being generated (gemma-3-270m). Prints p50/p99 and
    requests/s for both and the
    ratio of p99s. Goal: p99 under 50 ms while generating.
+Both run with the serialized engine (PLAYGROUND_BATCH_SLOTS=0).
 2. A client that disconnects mid-stream frees the model: stream A runs, request B waits in the queue
    behind it; A's connection is closed and the time until B's first token is compared with B's time to
    first token on an idle model plus one token of A. Goal: B starts within one token's time.
@@ -164,7 +165,10 @@ def main() -> None:
     if not shutil.which("wrk"):
         sys.exit("wrk is needed (Debian: apt-get install wrk)")
     workdir = Path(tempfile.mkdtemp(prefix="bench-faults-"))
-    with live_site(workdir, PLAYGROUND_WARM_MODELS="1", PLAYGROUND_REQUEST_TIMEOUT="300") as base:
+    # The serialized engine: request B must queue behind A (with batching it would run beside it), and
+    # A's long generation needs the model's whole context.
+    env = {"PLAYGROUND_WARM_MODELS": "1", "PLAYGROUND_REQUEST_TIMEOUT": "300", "PLAYGROUND_BATCH_SLOTS": "0"}
+    with live_site(workdir, **env) as base:
         port = int(base.rsplit(":", 1)[1])
         token = live_api_token(workdir)
         conn, response = open_stream(port, token, 4, "warm up")

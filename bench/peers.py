@@ -1,7 +1,7 @@
 """Our server against what users would run instead, in one run, same model and parameters (loopback only).
 
     .venv/bin/pip install -r requirements-bench.txt     # llama_cpp.server's own dependencies
-    .venv/bin/python bench/peers.py [--max-tokens 128] [--rounds 3]
+    .venv/bin/python bench/peers.py [--max-tokens 128] [--rounds 3] [--batch-slots 8]
 
 Text (SmolLM2-135M-Instruct, greedy, the same prompt, the same thread count):
   raw      llama-cpp-python in this process: Llama.create_chat_completion(stream=True);
@@ -260,6 +260,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--max-tokens", type=int, default=128)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--batch-slots", default="8", help="our PLAYGROUND_BATCH_SLOTS (0: serialized)")
     args = parser.parse_args()
     try:
         import llama_cpp.server  # noqa: F401
@@ -276,7 +277,8 @@ def main() -> None:
     peer_port = free_port()
     peer = start_peer(peer_port, workdir / "peer.log")
     try:
-        with live_site(workdir, PLAYGROUND_WARM_MODELS="1", PLAYGROUND_REQUEST_TIMEOUT="600") as base:
+        env = {"PLAYGROUND_WARM_MODELS": "1", "PLAYGROUND_REQUEST_TIMEOUT": "600"}
+        with live_site(workdir, **env, PLAYGROUND_BATCH_SLOTS=args.batch_slots) as base:
             port = int(base.rsplit(":", 1)[1])
             token = live_api_token(workdir)
             cookie = ws_session(base)
@@ -291,7 +293,8 @@ def main() -> None:
 
             for run in (ours, theirs, lambda: raw_stream(llm, n)):
                 run()  # warm-up
-            print(f"single stream, {MODEL}, greedy, {n} max tokens, {THREADS} threads (median of {args.rounds}):")
+            mode = "serialized" if args.batch_slots in ("0", "1") else f"batched, {args.batch_slots} slots"
+            print(f"single stream, {MODEL}, greedy, {n} max tokens, {THREADS} threads, ours {mode}:")
             raw_rate, _ = single("raw", lambda: raw_stream(llm, n), count, args.rounds)
             sse_rate, _ = single("sse", ours, count, args.rounds)
             ws_rate, _ = single("ws", lambda: ws_stream(base, cookie, n), count, args.rounds)

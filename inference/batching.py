@@ -4,7 +4,7 @@ One scheduler thread owns a context with `slots` sequences. Between decode steps
 requests; each step puts into one batch the next token of every generating sequence plus a chunk of
 the prompt of sequences still being read (so a long prompt does not stall the others for long), runs
 one `llama_decode`, and samples every sequence that has logits with its own sampler chain (its own
-temperature, top_k, top_p, min_p, penalties and seed). Each request reads its pieces from its own
+temperature, top_k, top_p, min_p, penalties and seed, in llama-cpp-python's order). Each request reads its pieces from its own
 queue. A request's stop flag ends its sequence at the next step and frees its slot; usage is counted
 per request, exactly as the serialized engine counts it.
 """
@@ -157,8 +157,8 @@ class BatchedTextEngine(LlamaTextEngine):
             lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_temp(p.temperature))
             seed = p.seed if p.seed is not None else random.randrange(2**32)
             lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_dist(seed))
-        for token in sequence.prompt[-PENALTY_LAST_N:]:  # penalties look at the prompt too
-            lib.llama_sampler_accept(chain, token)
+        # As llama-cpp-python's generate (the serialized engine): the penalties see only the reply's tokens,
+        # which llama_sampler_sample accepts into the chain as it picks them.
         sequence.sampler = chain
 
     def _step(self) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from inference.catalog import ModelSpec
@@ -21,9 +21,22 @@ class UnknownModelError(InvalidRequestError):
     code = "model_not_found"
 
 
-def batch_ctx(spec: ModelSpec, slots: int) -> int:
-    """Tokens each request may use when `slots` requests share the model's context (at least 1024)."""
-    return max(1024, (spec.n_ctx or 4096) // slots)
+MIN_SLOT_CTX = 1024  # tokens (prompt and reply) a request may use at least, when batched
+
+
+def batched(spec: ModelSpec, batch_slots: int) -> tuple[int, ModelSpec]:
+    """How many sequence slots a model gets, and its spec as each request sees it.
+
+    Slots are sized to the model's context and memory: the served context (n_ctx cells, the serialized
+    engine's memory) is split into at most `batch_slots` parts of at least MIN_SLOT_CTX tokens, and a
+    request may use one part. Other models (and small contexts) are served one request at a time.
+    """
+    if batch_slots < 2 or spec.engine != "llama" or spec.task not in ("text-to-text", "text-completion"):
+        return 0, spec
+    slots = min(batch_slots, (spec.n_ctx or 0) // MIN_SLOT_CTX)
+    if slots < 2:
+        return 0, spec
+    return slots, replace(spec, n_ctx=spec.n_ctx // slots)
 
 
 def build_engine(spec: ModelSpec, gpu: bool, threads: int, slots: int = 0) -> Any:
@@ -43,8 +56,10 @@ def build_engine(spec: ModelSpec, gpu: bool, threads: int, slots: int = 0) -> An
     if spec.task in ("text-to-text", "text-completion") and slots > 1:
         from inference.batching import BatchedTextEngine
 
-        n_ctx = batch_ctx(spec, slots)
-        return BatchedTextEngine(path=spec.path, n_ctx=n_ctx, threads=threads, slots=slots, gpu=gpu, **spec.options)
+        # spec.n_ctx is already one request's share (see `batched`)
+        return BatchedTextEngine(
+            path=spec.path, n_ctx=spec.n_ctx, threads=threads, slots=slots, gpu=gpu, **spec.options
+        )
     if spec.task in ("text-to-text", "text-completion"):
         from inference.text import LlamaTextEngine
 
@@ -114,21 +129,17 @@ class EnginePool:
         batch_slots: int = 0,
     ) -> None:
         self.device = device
-        self.specs = {spec.id: spec for spec in specs}
-
-        def slots(spec: ModelSpec) -> int:
-            batched = batch_slots > 1 and spec.engine == "llama" and spec.task in ("text-to-text", "text-completion")
-            return batch_slots if batched else 0
-
+        plans = {spec.id: batched(spec, batch_slots) for spec in specs}
+        self.specs = {model_id: spec for model_id, (_, spec) in plans.items()}
         self.workers = {
-            spec.id: ModelWorker(
-                spec.id,
-                lambda spec=spec: load_on_device(spec, device, threads, factory, slots(spec)),
+            model_id: ModelWorker(
+                model_id,
+                lambda spec=spec, slots=slots: load_on_device(spec, device, threads, factory, slots),
                 max_queue=max_queue,
                 nice=nice,
-                concurrency=max(1, slots(spec)),
+                concurrency=max(1, slots),
             )
-            for spec in self.specs.values()
+            for model_id, (slots, spec) in plans.items()
         }
 
     def spec(self, model_id: str) -> ModelSpec:

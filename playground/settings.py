@@ -119,7 +119,8 @@ DATABASES = {
         },
         # Tests use a file too: SQLite's shared-cache in-memory database answers a second thread's write
         # with "table is locked" at once instead of waiting, and bulk workers write from several threads.
-        "TEST": {"NAME": str(VAR_DIR / "test-db.sqlite3")},
+        # One file per test process, so that two test runs on one checkout do not share it.
+        "TEST": {"NAME": str(VAR_DIR / f"test-db-{os.getpid()}.sqlite3")},
     }
 }
 
@@ -205,9 +206,11 @@ PLAYGROUND_MAX_QUEUE = env_int("PLAYGROUND_MAX_QUEUE", 100)  # waiting requests 
 # Engine threads run at this nice value (Linux; 0: same as the web threads): a page request gets a
 # core at once while a generation runs, and an idle site costs inference nothing.
 PLAYGROUND_ENGINE_NICE = env_int("PLAYGROUND_ENGINE_NICE", 10)
-# Continuous batching for llama.cpp text models: this many requests decode together in one context
-# (each may then use the model's n_ctx / slots tokens, at least 1024). 0 or 1: one request at a time.
-PLAYGROUND_BATCH_SLOTS = env_int("PLAYGROUND_BATCH_SLOTS", 0)
+# Continuous batching for llama.cpp text models: up to this many requests decode together in one
+# context. A model's served context (n_ctx) is split into that many slots of at least 1024 tokens, and
+# a request may use one slot (SmolLM2: 8 x 1024, Gemma: 4 x 1024). 0 or 1: one request at a time,
+# each with the whole context.
+PLAYGROUND_BATCH_SLOTS = env_int("PLAYGROUND_BATCH_SLOTS", 8)
 PLAYGROUND_WARM_MODELS = env_bool("PLAYGROUND_WARM_MODELS", False)  # load every model at start-up
 
 # Write a usage record for every inference (the ledger). Tests switch it off except where they test it.

@@ -179,9 +179,9 @@ PROMPTS = [
 
 
 def test_temperature_zero_matches_solo_decoding_and_a_cancel_leaves_the_others_untouched(batched, smollm2):
-    """Batched greedy replies against the serialized engine's, same prompts: how often they are identical
-    is printed (batched matrix kernels may round differently); sensible text for every request."""
-    params = SamplingParams(temperature=0, max_tokens=24)
+    """Batched greedy replies against the serialized engine's, same prompts and the model's usual repetition
+    penalty: how often they are identical is printed (batched matrix kernels may round differently)."""
+    params = SamplingParams(temperature=0, max_tokens=24, repetition_penalty=1.1)
     solo = {p: "".join(c.text for c in smollm2.chat(ask(p), params)) for p in PROMPTS[:SLOTS]}
     together = run_together(batched, {p: (ask(p), params) for p in PROMPTS[:SLOTS]})
     same = sum(together[p][0] == solo[p] for p in solo)
