@@ -5,8 +5,8 @@ requests; each step puts into one batch the next token of every generating seque
 the prompt of sequences still being read (so a long prompt does not stall the others for long), runs
 one `llama_decode`, and samples every sequence that has logits with its own sampler chain (its own
 temperature, top_k, top_p, min_p, penalties and seed, in llama-cpp-python's order). Each request reads
-its pieces from its own queue. A request's stop flag ends its sequence at the next step and frees its slot; usage is counted
-per request, exactly as the serialized engine counts it.
+its pieces from its own queue. A request's stop flag ends its sequence at the next step and frees its
+slot; usage is counted per request, exactly as the serialized engine counts it.
 """
 
 from __future__ import annotations
