@@ -138,7 +138,8 @@ class Job[T]:
 
 
 class ModelWorker:
-    """Serialises all work on one model: one thread, one lock, a bounded waiting line."""
+    """All work on one model: a bounded waiting line (interactive before bulk) and one worker thread
+    holding the engine's lock, or, for a batching engine, as many worker threads as it has slots."""
 
     def __init__(
         self,
