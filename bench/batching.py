@@ -21,14 +21,21 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.peers import GGUF, THREADS, Result, chat_body, concurrent, sse_stream, start_peer  # noqa: E402
+from bench.peers import (  # noqa: E402
+    GGUF,
+    THREADS,
+    Result,
+    chat_body,
+    concurrent,
+    sse_stream,
+    start_peer,
+    wait_ready,
+)
 from tests.livesite import free_port, live_api_token, live_site  # noqa: E402
 
 STREAMS = (1, 4, 8)
@@ -37,15 +44,7 @@ STREAMS = (1, 4, 8)
 def start_llama_server(binary: str, port: int, log: Path) -> subprocess.Popen[bytes]:
     command = [binary, "-m", str(GGUF), "-c", "8192", "-np", "8", "-t", str(THREADS), "--host", "127.0.0.1"]
     proc = subprocess.Popen([*command, "--port", str(port)], stdout=open(log, "wb"), stderr=subprocess.STDOUT)  # noqa: SIM115
-    for _ in range(600):
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
-            return proc
-        except OSError:
-            if proc.poll() is not None:
-                sys.exit(f"llama-server exited: {log.read_text()[-2000:]}")
-            time.sleep(0.2)
-    sys.exit("llama-server did not start")
+    return wait_ready(proc, f"http://127.0.0.1:{port}/health", log, "llama-server")
 
 
 def measure(name: str, port: int, headers: dict[str, str], n: int, count: object) -> dict[int, tuple]:

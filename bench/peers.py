@@ -206,15 +206,20 @@ def start_peer(port: int, log: Path) -> subprocess.Popen[bytes]:
         "false",  # queue concurrent requests (its default cuts the running one off)
     ]
     proc = subprocess.Popen(command, stdout=open(log, "wb"), stderr=subprocess.STDOUT)  # noqa: SIM115
+    return wait_ready(proc, f"http://127.0.0.1:{port}/v1/models", log, "llama_cpp.server")
+
+
+def wait_ready(proc: subprocess.Popen[bytes], url: str, log: Path, name: str) -> subprocess.Popen[bytes]:
+    """Wait until a server started as `proc` answers `url` (2 minutes at most)."""
     for _ in range(600):
         try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=2)
+            urllib.request.urlopen(url, timeout=2)
             return proc
         except OSError:
             if proc.poll() is not None:
-                sys.exit(f"llama_cpp.server exited: {log.read_text()[-2000:]}")
+                sys.exit(f"{name} exited: {log.read_text()[-2000:]}")
             time.sleep(0.2)
-    sys.exit("llama_cpp.server did not start")
+    sys.exit(f"{name} did not start")
 
 
 def speech(base: str, token: str) -> None:
