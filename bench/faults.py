@@ -33,6 +33,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.peers import sse_pieces  # noqa: E402
 from tests.livesite import live_api_token, live_site  # noqa: E402
 
 MODEL = "gemma-3-270m"
@@ -54,16 +55,10 @@ def open_stream(port: int, token: str, max_tokens: int, prompt: str) -> tuple[ht
 def token_times(response: http.client.HTTPResponse, limit: int | None = None) -> list[float]:
     """Arrival times of content tokens (until [DONE] or `limit` tokens)."""
     times = []
-    for raw in response:
-        line = raw.decode().strip()
-        if line == "data: [DONE]":
+    for _ in sse_pieces(response):
+        times.append(time.perf_counter())
+        if limit and len(times) >= limit:
             break
-        if line.startswith("data: "):
-            choices = json.loads(line[6:]).get("choices") or []
-            if choices and choices[0].get("text"):
-                times.append(time.perf_counter())
-                if limit and len(times) >= limit:
-                    break
     return times
 
 

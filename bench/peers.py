@@ -32,8 +32,9 @@ import threading
 import time
 import urllib.request
 import wave
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -53,6 +54,20 @@ THREADS = int(os.environ.get("PLAYGROUND_THREADS", os.cpu_count() or 2))
 Result = tuple[float, float, str]  # (time to first token, seconds from first to last piece, text)
 
 
+def sse_pieces(response: Any) -> Iterator[str]:
+    """The text pieces of an OpenAI-style event stream (chat deltas or completion text), until [DONE]."""
+    for raw in response:
+        line = raw.decode().strip()
+        if line == "data: [DONE]":
+            return
+        if line.startswith("data: "):
+            choices = json.loads(line[6:]).get("choices") or []
+            if choices:
+                piece = choices[0].get("text") or (choices[0].get("delta") or {}).get("content")
+                if piece:
+                    yield piece
+
+
 def sse_stream(port: int, path: str, body: dict, headers: dict[str, str]) -> Result:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
     started = time.perf_counter()
@@ -61,17 +76,10 @@ def sse_stream(port: int, path: str, body: dict, headers: dict[str, str]) -> Res
     assert response.status == 200, response.read()[:300]
     first = last = 0.0
     text = ""
-    for raw in response:
-        line = raw.decode().strip()
-        if line == "data: [DONE]":
-            break
-        if line.startswith("data: "):
-            choices = json.loads(line[6:]).get("choices") or []
-            piece = choices[0]["delta"].get("content") if choices else None
-            if piece:
-                last = time.perf_counter()
-                first = first or last
-                text += piece
+    for piece in sse_pieces(response):
+        last = time.perf_counter()
+        first = first or last
+        text += piece
     conn.close()
     return first - started, last - first, text
 
