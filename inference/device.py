@@ -1,59 +1,116 @@
-"""Decide once whether models run on CUDA or on the CPU, and say why."""
+"""Decide, per engine family, whether models run on CUDA or on the CPU, and say why.
+
+Each family asks its own library: llama.cpp whether it was built with GPU offload and sees a GPU device,
+CTranslate2 (faster-whisper) whether it sees a CUDA device and can load the CUDA 12 cuBLAS it needs,
+onnxruntime (Piper) whether it has a CUDA execution provider. A broken install of one library therefore
+never moves another family to the CPU. Loading a model then runs a tiny real inference on the chosen
+device (inference/probe.py); a model that fails there falls back to the CPU with the reason on its card.
+"""
 
 from __future__ import annotations
 
+import ctypes
 import logging
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Literal
 
 logger = logging.getLogger(__name__)
 
 Device = Literal["cpu", "cuda"]
 REQUESTS = ("auto", "cpu", "cuda")
+FAMILIES = ("llama", "whisper", "piper")  # the engine names of inference/catalog.py, less "fake"
+LABELS = {"llama": "llama.cpp", "whisper": "faster-whisper", "piper": "Piper"}
 
 
 @dataclass(frozen=True)
 class DeviceDecision:
+    """Where one engine family runs; the site-wide decision holds one per family in `engines`."""
+
     device: Device
     reason: str
     requested: str = "auto"
+    engines: Mapping[str, DeviceDecision] = field(default_factory=lambda: MappingProxyType({}))
+
+    def for_engine(self, engine: str) -> DeviceDecision:
+        """The decision for one engine family (fake engines, and a decision made by hand, use the whole)."""
+        return self.engines.get(engine, self)
 
 
-def _cuda_probe() -> tuple[bool, str]:
-    """Ask the libraries (not the driver files) whether a GPU is usable."""
+def _llama_probe() -> tuple[bool, str]:
+    try:
+        import llama_cpp
+        from llama_cpp._ggml import libggml
+
+        if not llama_cpp.llama_supports_gpu_offload():
+            return False, "llama.cpp was built without GPU offload"
+        by_type = libggml.ggml_backend_dev_by_type
+        by_type.argtypes, by_type.restype = [ctypes.c_int], ctypes.c_void_p
+        if not by_type(1):  # GGML_BACKEND_DEVICE_TYPE_GPU
+            return False, "llama.cpp was built with GPU offload but sees no GPU"
+    except Exception as exc:  # a broken install must not stop the site
+        return False, f"llama.cpp could not be queried ({exc})"
+    return True, "llama.cpp built with GPU offload and sees a GPU"
+
+
+def _whisper_probe() -> tuple[bool, str]:
     try:
         import ctranslate2
 
         count = ctranslate2.get_cuda_device_count()
-    except Exception as exc:  # a broken CUDA install must not stop the site
-        return False, f"ctranslate2 could not query CUDA ({exc})"
-    if count < 1:
-        return False, "no CUDA device visible to ctranslate2"
-    try:
-        import llama_cpp
-
-        offload = bool(llama_cpp.llama_supports_gpu_offload())
     except Exception as exc:
-        return False, f"llama.cpp could not be queried ({exc})"
-    if not offload:
-        return False, f"{count} CUDA device(s) present but llama.cpp was built without GPU offload"
-    return True, f"{count} CUDA device(s) visible and llama.cpp built with GPU offload"
+        return False, f"CTranslate2 could not query CUDA ({exc})"
+    if count < 1:
+        return False, "no CUDA device visible to CTranslate2"
+    from inference.speech import load_cuda_libraries
+
+    missing = load_cuda_libraries()
+    if missing:
+        return False, f"{count} CUDA device(s), but CTranslate2's CUDA 12 libraries are missing: {missing}"
+    return True, f"{count} CUDA device(s) visible to CTranslate2, cuBLAS 12 loaded"
+
+
+def _piper_probe() -> tuple[bool, str]:
+    try:
+        import onnxruntime
+
+        providers = onnxruntime.get_available_providers()
+    except Exception as exc:
+        return False, f"onnxruntime could not be queried ({exc})"
+    if "CUDAExecutionProvider" not in providers:
+        return False, "onnxruntime has no CUDA provider (the onnxruntime package is the CPU build)"
+    return True, "onnxruntime has a CUDA provider"
+
+
+PROBES: dict[str, Callable[[], tuple[bool, str]]] = {
+    "llama": _llama_probe,
+    "whisper": _whisper_probe,
+    "piper": _piper_probe,
+}
+
+
+def _decide_family(family: str, requested: str) -> DeviceDecision:
+    if requested == "cpu":
+        return DeviceDecision("cpu", "CPU forced by configuration (device=cpu)", requested)
+    usable, why = PROBES[family]()
+    if usable:
+        return DeviceDecision("cuda", why, requested)
+    if requested == "cuda":
+        # Honour the operator's choice; each model falls back to CPU on load and says so.
+        return DeviceDecision("cuda", f"CUDA forced by configuration, although {why}", requested)
+    return DeviceDecision("cpu", f"CPU because {why}", requested)
 
 
 def decide_device(requested: str = "auto") -> DeviceDecision:
     requested = (requested or "auto").strip().lower()
     if requested not in REQUESTS:
         raise ValueError(f"device must be one of {', '.join(REQUESTS)}, not {requested!r}")
-    if requested == "cpu":
-        decision = DeviceDecision("cpu", "CPU forced by configuration (device=cpu)", requested)
-    else:
-        usable, why = _cuda_probe()
-        if usable:
-            decision = DeviceDecision("cuda", why, requested)
-        elif requested == "cuda":
-            # Honour the operator's choice; each model falls back to CPU on load and says so.
-            decision = DeviceDecision("cuda", f"CUDA forced by configuration, although {why}", requested)
-        else:
-            decision = DeviceDecision("cpu", f"CPU because {why}", requested)
-    logger.info("inference device: %s (%s)", decision.device, decision.reason)
+    families = {family: _decide_family(family, requested) for family in FAMILIES}
+    on_gpu = [family for family, decision in families.items() if decision.device == "cuda"]
+    reasons = {each.reason for each in families.values()}
+    reason = reasons.pop() if len(reasons) == 1 else "; ".join(f"{LABELS[f]}: {families[f].reason}" for f in FAMILIES)
+    decision = DeviceDecision("cuda" if on_gpu else "cpu", reason, requested, MappingProxyType(families))
+    for family, each in families.items():
+        logger.info("inference device for %s: %s (%s)", family, each.device, each.reason)
     return decision

@@ -8,7 +8,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from inference.catalog import ModelSpec
-from inference.device import DeviceDecision
+from inference.device import PROBES, DeviceDecision
+from inference.probe import warm_up
 from inference.serving import Job, JobFn, JobObserver, LoadedEngine, ModelWorker
 from inference.types import InvalidRequestError
 
@@ -77,31 +78,35 @@ def build_engine(spec: ModelSpec, gpu: bool, threads: int, slots: int = 0) -> An
     return PiperEngine(path=spec.path, gpu=gpu, **spec.options)
 
 
-def _llama_gpu_offload() -> bool:
-    try:
-        import llama_cpp
-
-        return bool(llama_cpp.llama_supports_gpu_offload())
-    except Exception:
-        return False
-
-
 def load_on_device(
     spec: ModelSpec, device: DeviceDecision, threads: int, factory: EngineFactory, slots: int = 0
 ) -> LoadedEngine:
-    """Load on the decided device; a model that fails on the GPU falls back to CPU and says so."""
+    """Load on the model's family's device and prove it with a tiny real inference there.
+
+    A model that fails to load or to run on the GPU falls back to the CPU and says why; one that fails
+    on the CPU fails to load (the error reaches the card and /health).
+    """
     extra = {"slots": slots} if slots > 1 else {}
-    if device.device == "cpu" or spec.engine == "fake":
+    if spec.engine == "fake":  # nothing to prove (and their call logs are the tests' to read)
         return LoadedEngine(factory(spec, False, threads, **extra), "cpu")
+    if device.for_engine(spec.engine).device == "cpu":
+        return LoadedEngine(_proven(factory(spec, False, threads, **extra), spec, "cpu"), "cpu")
     try:
-        engine = factory(spec, True, threads, **extra)
+        engine = _proven(factory(spec, True, threads, **extra), spec, "cuda")
     except Exception as exc:
-        logger.warning("model %s failed to load on CUDA (%s); falling back to CPU", spec.id, exc)
-        fallback = factory(spec, False, threads, **extra)
-        return LoadedEngine(fallback, "cpu", f"failed to load on CUDA ({exc}); fell back to CPU")
-    if spec.engine == "llama" and not _llama_gpu_offload():
-        return LoadedEngine(engine, "cpu", "llama.cpp was built without GPU offload; running on CPU")
+        logger.warning("model %s failed on CUDA (%s); falling back to CPU", spec.id, exc)
+        fallback = _proven(factory(spec, False, threads, **extra), spec, "cpu")
+        return LoadedEngine(fallback, "cpu", f"failed on CUDA ({exc}); fell back to CPU")
+    if spec.engine == "llama":
+        offloads, why = PROBES["llama"]()
+        if not offloads:  # forced to CUDA, but llama.cpp keeps every layer on the CPU
+            return LoadedEngine(engine, "cpu", f"{why}; running on CPU")
     return LoadedEngine(engine, "cuda")
+
+
+def _proven(engine: Any, spec: ModelSpec, device: str) -> Any:
+    logger.info("model %s warm-up on %s: %s", spec.id, device, warm_up(engine, spec.task))
+    return engine
 
 
 @dataclass(frozen=True)
@@ -110,7 +115,8 @@ class ModelStatus:
     task: str
     state: str
     device: str
-    note: str
+    note: str  # why a loaded model runs on the CPU although its engine family was given the GPU
+    device_reason: str  # why it runs on its device: the fallback note, else its engine family's decision
     error: str
     waiting: int
     weights_present: bool
@@ -180,16 +186,20 @@ class EnginePool:
         return [self.submit(model_id, noop) for model_id in ids]
 
     def status(self) -> list[ModelStatus]:
-        return [
-            ModelStatus(
-                id=spec.id,
-                task=spec.task,
-                state=self.workers[spec.id].state,
-                device=self.workers[spec.id].device or self.device.device,
-                note=self.workers[spec.id].note,
-                error=self.workers[spec.id].error,
-                waiting=self.workers[spec.id].waiting,
-                weights_present=spec.weights_present,
+        statuses = []
+        for spec in self.specs.values():
+            worker, family = self.workers[spec.id], self.device.for_engine(spec.engine)
+            statuses.append(
+                ModelStatus(
+                    id=spec.id,
+                    task=spec.task,
+                    state=worker.state,
+                    device=worker.device or family.device,
+                    note=worker.note,
+                    device_reason=worker.note or family.reason,
+                    error=worker.error,
+                    waiting=worker.waiting,
+                    weights_present=spec.weights_present,
+                )
             )
-            for spec in self.specs.values()
-        ]
+        return statuses

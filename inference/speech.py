@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+import importlib.util
 import io
 import threading
 import wave
@@ -25,12 +27,56 @@ BEAM_SIZE = 5
 Task = Literal["transcribe", "translate"]
 
 
+# CTranslate2 4.8 (faster-whisper) loads CUDA 12's cuBLAS and cuDNN 9 when it first multiplies on the GPU. A
+# host with only CUDA 13 libraries lacks them; ./dev then installs them from PyPI (requirements-cuda.txt).
+CUDA_LIBRARIES = (
+    ("cuda_runtime", "libcudart.so.12"),
+    ("cublas", "libcublasLt.so.12"),
+    ("cublas", "libcublas.so.12"),
+    ("cudnn", "libcudnn.so.9"),
+)
+
+
+def _nvidia_wheel_dirs(package: str) -> list[Path]:
+    """The lib/ folders of the installed nvidia-<package>-cu12 wheels."""
+    spec = importlib.util.find_spec("nvidia")
+    roots = list(spec.submodule_search_locations or []) if spec else []
+    return [Path(root) / package / "lib" for root in roots if (Path(root) / package / "lib").is_dir()]
+
+
+def load_cuda_libraries() -> str:
+    """Load the CUDA 12 libraries CTranslate2 needs (the system's, else the nvidia wheels'), once, globally,
+    so its own look-up by name finds them. Returns what is missing ('' when all are loaded)."""
+    missing = []
+    for package, soname in CUDA_LIBRARIES:
+        candidates = [soname] + [str(d / soname) for d in _nvidia_wheel_dirs(package)]
+        for candidate in candidates:
+            try:
+                ctypes.CDLL(candidate, mode=ctypes.RTLD_GLOBAL)
+                break
+            except OSError:
+                continue
+        else:
+            missing.append(soname)
+            continue
+        if package == "cudnn":  # cuDNN 9 opens its sub-libraries by name: load those next to it too
+            for folder in _nvidia_wheel_dirs(package):
+                for sub in sorted(folder.glob("libcudnn_*.so.9")):
+                    try:
+                        ctypes.CDLL(str(sub), mode=ctypes.RTLD_GLOBAL)
+                    except OSError:
+                        pass
+    return ", ".join(missing)
+
+
 class WhisperEngine:
     """faster-whisper over a local CTranslate2 directory; int8 on CPU, float16 on CUDA."""
 
     def __init__(self, *, path: Path, threads: int, gpu: bool = False, compute_type: str | None = None) -> None:
         if not (path / "model.bin").is_file():
             raise ModelLoadError(f"no CTranslate2 model.bin in {path}")
+        if gpu and (missing := load_cuda_libraries()):
+            raise ModelLoadError(f"CTranslate2 needs CUDA 12 libraries that are missing: {missing}")
         from faster_whisper import WhisperModel
 
         self.compute_type = compute_type or ("float16" if gpu else "int8")

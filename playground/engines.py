@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import threading
 
 from django.conf import settings
 
 from inference import DeviceDecision, EnginePool, ModelSpec, decide_device, load_catalog
+from inference.buildcheck import recorded_env
 
 _lock = threading.Lock()
 _pool: EnginePool | None = None
@@ -21,6 +23,9 @@ def get_pool() -> EnginePool:
     global _pool
     with _lock:
         if _pool is None:
+            # Run-time caps the set-up's proof found this machine needs (none on most); before any engine loads.
+            for name, value in recorded_env().items():
+                os.environ.setdefault(name, value)
             _pool = EnginePool(
                 catalog_specs(),
                 device=decide_device(settings.PLAYGROUND_DEVICE),

@@ -622,6 +622,17 @@ def _schemas(specs: list[ModelSpec]) -> dict[str, Any]:
                         "device": {"type": "string", "enum": ["cpu", "cuda"]},
                         "reason": {"type": "string"},
                         "requested": {"type": "string"},
+                        "engines": {
+                            "type": "object",
+                            "description": "Per engine family (llama, whisper, piper): its device and why.",
+                            "additionalProperties": {
+                                "type": "object",
+                                "properties": {
+                                    "device": {"type": "string", "enum": ["cpu", "cuda"]},
+                                    "reason": {"type": "string"},
+                                },
+                            },
+                        },
                     },
                 },
                 "models": {
@@ -633,7 +644,8 @@ def _schemas(specs: list[ModelSpec]) -> dict[str, Any]:
                             "task": {"type": "string"},
                             "state": {"type": "string", "enum": ["not_loaded", "loading", "loaded", "failed"]},
                             "device": {"type": "string"},
-                            "note": {"type": "string"},
+                            "note": {"type": "string", "description": "Why a loaded model fell back to the CPU."},
+                            "device_reason": {"type": "string", "description": "Why the model runs on its device."},
                             "error": {"type": "string"},
                             "waiting": {"type": "integer"},
                             "weights_present": {"type": "boolean"},

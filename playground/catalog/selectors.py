@@ -33,6 +33,7 @@ class ModelRow:
     state: str
     device: str
     note: str
+    device_reason: str
     error: str
     waiting: int
     stats: ModelStats | None = None
@@ -57,7 +58,7 @@ def model_list(*, task: str = "", query: str = "") -> list[ModelRow]:
     needle = query.strip().lower()
     stats = {s.model_id: s for s in ModelStats.objects.all()}
     return [
-        ModelRow(pool.spec(s.id), s.state, s.device, s.note, s.error, s.waiting, stats.get(s.id))
+        ModelRow(pool.spec(s.id), s.state, s.device, s.note, s.device_reason, s.error, s.waiting, stats.get(s.id))
         for s in pool.status()
         if (tasks is None or s.task in tasks)
         and (not needle or needle in pool.spec(s.id).name.lower() or needle in s.id.lower())
@@ -70,7 +71,9 @@ def model_row(model_id: str) -> ModelRow:
     spec = pool.spec(model_id)
     (status,) = [s for s in pool.status() if s.id == spec.id]
     stats = ModelStats.objects.filter(model_id=spec.id).first()
-    return ModelRow(spec, status.state, status.device, status.note, status.error, status.waiting, stats)
+    return ModelRow(
+        spec, status.state, status.device, status.note, status.device_reason, status.error, status.waiting, stats
+    )
 
 
 def text_model_choices(task: str = "text-to-text") -> list[tuple[str, str]]:
@@ -82,7 +85,15 @@ def health_report() -> dict[str, Any]:
     pool = engines.get_pool()
     return {
         "status": "healthy",
-        "device": {"device": pool.device.device, "reason": pool.device.reason, "requested": pool.device.requested},
+        "device": {
+            "device": pool.device.device,
+            "reason": pool.device.reason,
+            "requested": pool.device.requested,
+            "engines": {
+                engine: {"device": decision.device, "reason": decision.reason}
+                for engine, decision in pool.device.engines.items()
+            },
+        },
         "models": [
             {
                 "id": s.id,
@@ -90,6 +101,7 @@ def health_report() -> dict[str, Any]:
                 "state": s.state,
                 "device": s.device,
                 "note": s.note,
+                "device_reason": s.device_reason,
                 "error": s.error,
                 "waiting": s.waiting,
                 "weights_present": s.weights_present,

@@ -86,3 +86,10 @@ def test_health_reports_status_device_and_each_models_load_state(client, fake_po
     assert states["fake-chat"] == "loaded"
     assert states["fake-embed"] == "not_loaded"
     assert {m["id"] for m in data["models"]} == set(fake_pool.specs)
+
+
+def test_card_and_health_say_why_each_model_runs_where_it_does(client, fake_pool):
+    card = client.get(reverse("card", args=["fake-chat"])).content.decode()
+    assert "runs on CPU" in card and "<span data-device-reason>tests use fake engines</span>" in card
+    (chat,) = [m for m in client.get(reverse("health")).json()["models"] if m["id"] == "fake-chat"]
+    assert chat["device_reason"] == "tests use fake engines" and chat["note"] == ""

@@ -1,7 +1,12 @@
-"""Real engines built from the repo's catalog (the same paths the site uses), loaded once per session."""
+"""Real engines built from the repo's catalog (the same paths the site uses), loaded once per session.
+
+PLAYGROUND_TEST_DEVICE=cuda builds them on the GPU (bench/gpu_check.py runs these tests that way); CI and
+`./dev test` use the CPU.
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -12,6 +17,7 @@ from inference.pool import build_engine
 REPO = Path(__file__).resolve().parents[2]
 MODELS_DIR = REPO / "var" / "models"
 THREADS = 2
+GPU = os.environ.get("PLAYGROUND_TEST_DEVICE", "cpu") == "cuda"
 
 
 def catalog_spec(model_id: str) -> ModelSpec:
@@ -22,7 +28,7 @@ def catalog_spec(model_id: str) -> ModelSpec:
 
 
 def _engine(model_id: str):  # noqa: ANN202
-    return build_engine(catalog_spec(model_id), False, THREADS)
+    return build_engine(catalog_spec(model_id), GPU, THREADS)
 
 
 @pytest.fixture(scope="session")

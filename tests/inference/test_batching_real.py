@@ -14,7 +14,7 @@ from inference import EnginePool
 from inference.batching import BatchedTextEngine
 from inference.device import DeviceDecision
 from inference.types import ChatMessage, QueueFullError, SamplingParams, TextChunk
-from tests.inference.conftest import THREADS, catalog_spec
+from tests.inference.conftest import GPU, THREADS, catalog_spec
 
 SLOTS = 4
 
@@ -22,7 +22,7 @@ SLOTS = 4
 @pytest.fixture(scope="module")
 def batched() -> BatchedTextEngine:
     spec = catalog_spec("smollm2-135m-instruct")
-    return BatchedTextEngine(path=spec.path, n_ctx=1024, threads=THREADS, slots=SLOTS)
+    return BatchedTextEngine(path=spec.path, n_ctx=1024, threads=THREADS, slots=SLOTS, gpu=GPU)
 
 
 def ask(text: str) -> list[ChatMessage]:
