@@ -5,7 +5,7 @@ from pathlib import Path
 
 def test_importing_inference_does_not_import_django_or_engine_libraries():
     code = (
-        "import sys, inference, inference.fake, inference.pool\n"
+        "import sys, inference, inference.fake, inference.pool, inference.probe, inference.buildcheck\n"
         "heavy = ('django', 'channels', 'playground', 'llama_cpp', 'faster_whisper', 'piper')\n"
         "bad = [m for m in heavy if m in sys.modules]\n"
         "print(bad)\n"
