@@ -3,8 +3,10 @@
     .venv/bin/python bench/engine.py [--rounds 5] [--max-tokens 256] [--models smollm2-135m-instruct gemma-3-270m]
 
 Baseline: ``Llama.generate`` over the same prompt tokens with the same sampler
-settings, detokenising each token (the least a caller must do), on the calling
-thread, using the same loaded ``Llama`` object as our engine. Ours: the request
+settings, detokenising each token (the least a caller must do), using the same
+loaded ``Llama`` object as our engine, on the model's own worker thread (a
+llama.cpp context driven from a thread other than the one that loaded it crashes
+on CUDA). Ours: the request
 submitted to the model's worker through the pool and read back as a stream on
 the calling thread (the path the site uses). Rounds
 alternate A/B so machine noise hits both alike; medians are printed with the
@@ -106,13 +108,11 @@ def main() -> None:
             tokens = engine.chat_prompt_tokens([ChatMessage("user", PROMPT)])
         else:
             tokens = engine.completion_prompt_tokens(PROMPT)
-        # The very same Llama object for both (two instances' OpenMP threads would fight over the cores);
-        # the raw loop holds the model's lock so the worker stays idle meanwhile.
-        worker = pool.workers[model_id]
+        # The very same Llama object for both (two instances' OpenMP threads would fight over the cores),
+        # driven on the model's worker thread: the raw loop runs there as a one-shot job.
         raw, ours = [], []
         for n in range(args.rounds + 1):  # round 0 warms both paths up
-            with worker.lock:
-                r = raw_round(engine.llm, tokens, params)
+            r = pool.call(model_id, lambda engine, tokens=tokens: raw_round(engine.llm, tokens, params))
             o = ours_round(pool, spec, params)
             if n:
                 raw.append(r)
