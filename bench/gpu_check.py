@@ -2,6 +2,8 @@
 
 Made for a lent GPU machine (a few minutes of GPU time, no package registry), in calls made back to back:
 
+    # here, first: the pinned llama-cpp-python source, trimmed to fit the transfer (~15 MB), in an ignored folder
+    .venv/bin/python bench/gpu_check.py pack --out .gpucheck/src     # then carry .gpucheck
     # 1st call: start the CUDA build in the background (~4.5 min on 16 cores); --llama-bench also builds
     # llama.cpp's own llama-bench from the same vendored source, in parallel
     setsid python3 bench/gpu_check.py build --src SDIST_DIR --out /tmp/gpucheck --llama-bench \\
@@ -51,7 +53,38 @@ def sh(command: list[str], **kwargs: Any) -> None:
     subprocess.run(command, check=True, **kwargs)
 
 
-# --- build ------------------------------------------------------------------------------------------------------
+# --- pack and build -----------------------------------------------------------------------------------------------
+
+
+# What a build never reads: git data, models, docs, tests, examples, the server's web UI, other GPU backends.
+TRIM = (".git", "examples", "docs", "tests") + tuple(
+    f"vendor/llama.cpp/{name}"
+    for name in ("models", "docs", "tests", "examples", ".git", "media", "gguf-py", "benches", "tools/ui")
+    + tuple(f"ggml/src/ggml-{b}" for b in ("hexagon", "sycl", "vulkan", "opencl", "cann", "musa", "webgpu", "zdnn"))
+)
+
+
+def pack(args: argparse.Namespace) -> None:
+    """The pinned llama-cpp-python source, without what a build does not read."""
+    import shutil
+    import tarfile
+
+    from inference.buildcheck import WheelInstaller, cache_dir, pinned_version
+
+    version = pinned_version()
+    installer = WheelInstaller(
+        python=sys.executable, version=version, cpu=read_cpu(), gpu="", cache=cache_dir(), say=print
+    )
+    out = Path(args.out)
+    shutil.rmtree(out, ignore_errors=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(installer.sdist()) as tar:
+        tar.extractall(out.parent, filter="data")
+    (out.parent / f"llama_cpp_python-{version}").rename(out)
+    for name in TRIM:
+        shutil.rmtree(out / name, ignore_errors=True)
+    size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+    print(f"{out}: llama-cpp-python {version} source, {size / 2**20:.1f} MiB")
 
 
 def build(args: argparse.Namespace) -> None:
@@ -140,20 +173,20 @@ def one(args: argparse.Namespace) -> dict[str, Any]:
         rows = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
         return {"tok_s": rows[0]["avg_ts"]}
     if config in ("decode-loop", "raw"):
-        import llama_cpp
+        from inference.text import LlamaTextEngine
+        from inference.types import ChatMessage
 
-        llm = llama_cpp.Llama(
-            model_path=str(gguf), n_ctx=2048, n_gpu_layers=-1 if gpu else 0, n_threads=args.threads, verbose=False
-        )
-        tokens = llm.tokenize(PROMPT.encode())
+        # The bare Llama object our serialized engine wraps, and the same chat prompt's tokens.
+        engine = LlamaTextEngine(path=gguf, n_ctx=2048, threads=args.threads, gpu=gpu)
+        tokens = engine.chat_prompt_tokens([ChatMessage("user", PROMPT)])
         rates = []
         for n in range(args.rounds + 1):
             if config == "raw":
                 from bench.engine import raw_round
 
-                _, rate, _ = raw_round(llm, tokens, params)
+                _, rate, _ = raw_round(engine.llm, tokens, params)
             else:
-                rate = _decode_loop(llm, tokens, args.tokens)
+                rate = _decode_loop(engine.llm, tokens, args.tokens)
             if n:
                 rates.append(rate)
         return {"tok_s": statistics.median(rates)}
@@ -225,7 +258,7 @@ def whisper(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def measure(args: argparse.Namespace) -> None:
-    if args.build:
+    if args.build and not args.keep_installed:
         done = Path(args.build) / "done"
         deadline = time.monotonic() + args.wait
         while not done.exists() and time.monotonic() < deadline:
@@ -270,6 +303,7 @@ def _show(result: dict[str, Any], raw: float | None) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("pack").add_argument("--out", default=str(ROOT / ".gpucheck" / "src"))
     b = sub.add_parser("build")
     b.add_argument("--src", required=True, help="llama-cpp-python's source folder (the pinned version)")
     b.add_argument("--out", default="/tmp/gpucheck")
@@ -286,10 +320,13 @@ def main() -> None:
     m = sub.choices["measure"]
     m.add_argument("--wait", type=int, default=420, help="seconds to wait for the build to finish")
     m.add_argument("--no-tests", action="store_true")
+    m.add_argument("--keep-installed", action="store_true", help="use the installed llama-cpp-python, not the build's")
     m.add_argument("--pip-target", default="", help="install the wheel into this folder (on PYTHONPATH)")
     sub.choices["one"].add_argument("--config", required=True, choices=(*CONFIGS, "whisper"))
     args = parser.parse_args()
-    if args.command == "build":
+    if args.command == "pack":
+        pack(args)
+    elif args.command == "build":
         build(args)
     elif args.command == "measure":
         measure(args)

@@ -157,7 +157,8 @@ def minimal_args() -> str:
 def variants(cpu: Cpu, *, gpu: str = "", forced: str | None = None) -> list[Variant]:
     """The builds to try, best first."""
     if forced is not None:
-        return [Variant("custom", forced.strip(), gpu="GGML_CUDA=on" in forced.replace(" ", "").upper())]
+        cuda = re.search(r"-DGGML_CUDA=(ON|1|TRUE|YES)\b", forced, re.IGNORECASE) is not None
+        return [Variant("custom", forced.strip(), gpu=cuda)]
     cpu_builds = [Variant("native", "-DGGML_NATIVE=ON"), Variant("portable", portable_args(cpu))]
     if not gpu:
         return cpu_builds
@@ -204,7 +205,7 @@ class WheelInstaller:
         digest = hashlib.sha256(key.encode()).hexdigest()[:12]
         return self.cache / "wheels" / f"llama_cpp_python-{self.version}-{variant.name}-{digest}"
 
-    def _sdist(self) -> Path:
+    def sdist(self) -> Path:
         folder = self.cache / "sdist"
         found = sorted(folder.glob(f"llama_cpp_python-{self.version}.tar.gz"))
         if not found:
@@ -216,20 +217,19 @@ class WheelInstaller:
             raise SetupError(f"could not download the llama-cpp-python {self.version} source")
         return found[0]
 
-    def build(self, variant: Variant, *, build_dir: Path | None = None) -> Path:
+    def build(self, variant: Variant) -> Path:
         """The variant's wheel, built now unless this machine built it before."""
         target = self.wheel_dir(variant)
         wheels = sorted(target.glob("*.whl"))
         if wheels:
             return wheels[0]
-        sdist = self._sdist()
+        sdist = self.sdist()
         cores = os.cpu_count() or 2
         self.say(f"building llama.cpp ({variant.name}: {variant.cmake_args}) on {cores} cores: minutes")
         with tempfile.TemporaryDirectory(dir=self.cache) as tmp:
-            extra = ["--config-settings", f"build-dir={build_dir}"] if build_dir else []
             env = {"CMAKE_ARGS": variant.cmake_args, "CMAKE_BUILD_PARALLEL_LEVEL": str(cores), "FORCE_CMAKE": "1"}
             # --no-cache-dir: pip's own wheel cache ignores CMAKE_ARGS and would hand back another build.
-            self._pip("wheel", "--no-deps", "--no-cache-dir", "-w", tmp, *extra, str(sdist), env=env)
+            self._pip("wheel", "--no-deps", "--no-cache-dir", "-w", tmp, str(sdist), env=env)
             built = sorted(Path(tmp).glob("*.whl"))
             if not built:
                 raise SetupError(f"pip built no llama-cpp-python wheel for {variant.name}")

@@ -78,6 +78,8 @@ def test_builds_are_tried_best_first_and_operator_flags_replace_them():
     assert all(v.gpu for v in variants(SAPPHIRE, gpu="NVIDIA H200")[:2])
     (custom,) = variants(SAPPHIRE, forced="-DGGML_NATIVE=OFF -DGGML_AVX2=ON")
     assert custom.name == "custom" and custom.cmake_args == "-DGGML_NATIVE=OFF -DGGML_AVX2=ON" and not custom.gpu
+    (cuda,) = variants(SAPPHIRE, forced="-DGGML_CUDA=on -DCMAKE_CUDA_ARCHITECTURES=90")
+    assert cuda.gpu  # proved on the GPU
 
 
 def test_cpu_flags_are_read_from_cpuinfo(tmp_path):
