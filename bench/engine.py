@@ -19,6 +19,7 @@ import argparse
 import statistics
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -27,7 +28,7 @@ sys.path.insert(0, str(REPO))
 from inference.catalog import ModelSpec, load_catalog  # noqa: E402
 from inference.device import DeviceDecision, decide_device  # noqa: E402
 from inference.pool import EnginePool  # noqa: E402
-from inference.types import ChatMessage, SamplingParams  # noqa: E402
+from inference.types import ChatMessage, SamplingParams, TextChunk  # noqa: E402
 
 PROMPT = "Write a long story about a dragon who learns to cook."
 
@@ -72,15 +73,21 @@ def ours_round(pool: EnginePool, spec: ModelSpec, params: SamplingParams) -> tup
         return engine.complete(PROMPT, params, stop)  # type: ignore[attr-defined]
 
     started = time.perf_counter()
+    return timed_stream(pool.submit(spec.id, run), started)
+
+
+def timed_stream(chunks: Iterable[TextChunk], started: float) -> tuple[float, float, int]:
+    """(time to first token, tokens/s after the first, tokens) of a stream begun at `started`.
+
+    Chunks are tokens here (ASCII text, no stop sequences): the rate is over the tokens after the first."""
     first = 0.0
     n = 0
-    for chunk in pool.submit(spec.id, run):
+    for chunk in chunks:
         if chunk.usage is not None:
             n = chunk.usage.completion_tokens
         elif not first:
             first = time.perf_counter()
     end = time.perf_counter()
-    # Chunks are tokens here (ASCII text, no stop sequences): rate over the tokens after the first.
     return first - started, (n - 1) / (end - first), n
 
 

@@ -132,17 +132,11 @@ def _has(module: str) -> bool:
 
 def _chat_stream(engine: Any, params: Any, prompt: str = PROMPT) -> tuple[float, float, int]:
     """(time to first token, tokens/s after the first, tokens) for one streamed chat."""
+    from bench.engine import timed_stream
     from inference.types import ChatMessage
 
     started = time.perf_counter()
-    first, n = 0.0, 0
-    for chunk in engine.chat([ChatMessage("user", prompt)], params):
-        if chunk.usage is not None:
-            n = chunk.usage.completion_tokens
-        elif not first:
-            first = time.perf_counter()
-    end = time.perf_counter()
-    return first - started, (n - 1) / (end - first), n
+    return timed_stream(engine.chat([ChatMessage("user", prompt)], params), started)
 
 
 def one(args: argparse.Namespace) -> dict[str, Any]:
