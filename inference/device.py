@@ -109,7 +109,14 @@ def decide_device(requested: str = "auto") -> DeviceDecision:
     families = {family: _decide_family(family, requested) for family in FAMILIES}
     on_gpu = [family for family, decision in families.items() if decision.device == "cuda"]
     reasons = {each.reason for each in families.values()}
-    reason = reasons.pop() if len(reasons) == 1 else "; ".join(f"{LABELS[f]}: {families[f].reason}" for f in FAMILIES)
+    if len(reasons) == 1:
+        reason = reasons.pop()
+    elif not on_gpu:  # each family's reason names its library
+        reason = "; ".join(each.reason.removeprefix("CPU because ") for each in families.values())
+    else:
+        reason = "; ".join(
+            f"{LABELS[f]} on {d.device.upper()}: {d.reason.removeprefix('CPU because ')}" for f, d in families.items()
+        )
     decision = DeviceDecision("cuda" if on_gpu else "cpu", reason, requested, MappingProxyType(families))
     for family, each in families.items():
         logger.info("inference device for %s: %s (%s)", family, each.device, each.reason)

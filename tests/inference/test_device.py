@@ -38,7 +38,8 @@ def test_each_engine_family_asks_its_own_library(monkeypatch):
     assert decision.for_engine("llama").device == "cuda"
     assert decision.for_engine("whisper").device == "cpu" and "libcublas" in decision.for_engine("whisper").reason
     assert decision.for_engine("piper").device == "cpu"
-    assert decision.device == "cuda" and "faster-whisper: CPU because" in decision.reason
+    assert decision.device == "cuda" and "faster-whisper on CPU: CTranslate2 could not" in decision.reason
+    assert "llama.cpp on CUDA: llama.cpp built with GPU offload" in decision.reason
     assert decision.for_engine("fake") is decision
 
 
