@@ -387,7 +387,7 @@ def ensure_engines(
         else None
     )
     if current is not None and all(t.model_id in current.proven for t in targets):
-        say(f"engines proven on this CPU: llama.cpp {current.variant} build ({current.cmake_args})")
+        say(f"engines already proven on this CPU (the record: {record_path})")
         return current
     if old is not None and current is None:
         say("the llama.cpp build was made for another CPU, version or request: building and proving again")
@@ -401,7 +401,7 @@ def ensure_engines(
     chosen: Variant | None = None
     failure: tuple[Target, ProbeResult] | None = None
     gpu_failed = False
-    for build in builds[start:]:
+    for index, build in enumerate(builds[start:], start):
         if build.gpu and gpu_failed:
             continue  # the GPU itself failed (not the CPU code): another CUDA build will not help
         if build.name != installed:
@@ -437,7 +437,7 @@ def ensure_engines(
             )
         gpu_failed = gpu_failed or (build.gpu and not result.crashed)
         notes.append(f"{target.model_id} {result.detail} with the {build.name} build")
-        say(f"  {notes[-1]}; trying the next build")
+        say(f"  {notes[-1]}" + ("; trying the next build" if index + 1 < len(builds) else ""))
     if chosen is None:
         if failure is None:
             raise SetupError("no llama.cpp build could be installed")

@@ -138,7 +138,7 @@ def test_a_proven_build_is_reused_on_the_same_cpu_and_rebuilt_on_another(tmp_pat
     assert first.variant == "native"
     again = FakeInstaller()
     second, said = prove(tmp_path, smollm2, installer=again)
-    assert again.installed == [] and second == first and "engines proven on this CPU" in said[0]
+    assert again.installed == [] and second == first and "engines already proven on this CPU" in said[0]
     moved = FakeInstaller()  # the same virtualenv on a machine with other instruction sets
     third, said = prove(tmp_path, smollm2, cpu=HASWELL, installer=moved)
     assert [v.name for v in moved.installed] == ["native"] and third.cpu_flags == HASWELL.relevant

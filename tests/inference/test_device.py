@@ -128,3 +128,15 @@ def test_real_whisper_forced_onto_cuda_without_its_libraries_runs_on_the_cpu_and
     loaded = load_on_device(catalog_spec("whisper-tiny.en"), DeviceDecision("cuda", "forced"), 2, build_engine)
     assert loaded.device == "cpu" and "libcublas.so.12" in loaded.note and "fell back to CPU" in loaded.note
     assert loaded.engine.compute_type == "int8"
+
+
+def test_real_llama_forced_onto_cuda_by_a_cpu_build_says_it_runs_on_the_cpu():
+    from inference.device import PROBES
+    from inference.pool import build_engine
+    from tests.inference.conftest import catalog_spec
+
+    offloads, why = PROBES["llama"]()
+    if offloads:
+        pytest.skip("this llama.cpp build offloads to a GPU")
+    loaded = load_on_device(catalog_spec("smollm2-135m-instruct"), DeviceDecision("cuda", "forced"), 2, build_engine)
+    assert loaded.device == "cpu" and loaded.note == f"{why}; running on CPU"
