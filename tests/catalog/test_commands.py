@@ -55,3 +55,33 @@ def test_generate_streams_from_a_real_model():
         assert "finish=stop" in err.getvalue()
     finally:
         engines.set_pool(None)
+
+
+def test_prove_engines_proves_every_real_catalog_model_with_the_sites_threads_and_stops_on_failure(
+    settings, monkeypatch
+):
+    from inference.buildcheck import Record, SetupError
+    from playground.catalog.management.commands import prove_engines
+
+    seen = {}
+
+    def ensure(targets, **kwargs):  # noqa: ANN003
+        seen.update(kwargs, targets=[t.model_id for t in targets])
+        return Record("0", "portable", "-DGGML_NATIVE=OFF", "auto", "cpu", "Test CPU", ["avx2", "amx_tile"])
+
+    monkeypatch.setattr(prove_engines, "ensure_engines", ensure)
+    monkeypatch.setenv("CMAKE_ARGS", "-DGGML_NATIVE=OFF")
+    settings.PLAYGROUND_THREADS = 3
+    out = StringIO()
+    call_command("prove_engines", stdout=out)
+    assert seen["threads"] == 3 and seen["forced"] == "-DGGML_NATIVE=OFF"
+    assert {"smollm2-135m-instruct", "whisper-base", "piper-en-us-joe"} <= set(seen["targets"])
+    assert seen["record_path"].name == "engine-build.json"
+    assert "llama.cpp build: portable (-DGGML_NATIVE=OFF); CPU flags: avx2 amx_tile" in out.getvalue()
+
+    def fails(targets, **kwargs):  # noqa: ANN003
+        raise SetupError("llama.cpp does not run on this machine: died by SIGILL (illegal instruction)")
+
+    monkeypatch.setattr(prove_engines, "ensure_engines", fails)
+    with pytest.raises(CommandError, match="SIGILL"):  # ./dev stops on the command's failure
+        call_command("prove_engines", stdout=StringIO())
