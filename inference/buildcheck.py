@@ -225,7 +225,7 @@ class WheelInstaller:
             return wheels[0]
         sdist = self.sdist()
         cores = os.cpu_count() or 2
-        self.say(f"building llama.cpp ({variant.name}: {variant.cmake_args}) on {cores} cores: minutes")
+        self.say(f"building llama.cpp ({variant.name}: {variant.cmake_args}) on {cores} cores; this takes minutes")
         with tempfile.TemporaryDirectory(dir=self.cache) as tmp:
             env = {"CMAKE_ARGS": variant.cmake_args, "CMAKE_BUILD_PARALLEL_LEVEL": str(cores), "FORCE_CMAKE": "1"}
             # --no-cache-dir: pip's own wheel cache ignores CMAKE_ARGS and would hand back another build.
@@ -255,10 +255,6 @@ class Target:
     engine: str
     path: Path
     options: Mapping[str, object] = field(default_factory=dict)
-
-    @property
-    def family(self) -> str:
-        return self.engine
 
 
 @dataclass(frozen=True)
@@ -392,16 +388,57 @@ def ensure_engines(
     if old is not None and current is None:
         say("the llama.cpp build was made for another CPU, version or request: building and proving again")
 
-    llama = [t for t in targets if t.engine == "llama"]
     start = next((i for i, b in enumerate(builds) if current and b.name == current.variant), 0)
-    installed = current.variant if current else ""
+    chosen, proven, notes = _choose_build(
+        [t for t in targets if t.engine == "llama"],
+        builds[start:],
+        installed=current.variant if current else "",
+        installer=installer,
+        python=python,
+        threads=threads,
+        cpu=cpu,
+        forced=forced,
+        say=say,
+    )
+    if chosen is not builds[0]:
+        notes.append(f"llama.cpp runs with the {chosen.name} build ({chosen.cmake_args})")
+        say(notes[-1])
+    env = _prove_runtime_engines([t for t in targets if t.engine != "llama"], proven, notes, python, threads, cpu, say)
+    record = Record(
+        version=version,
+        variant=chosen.name,
+        cmake_args=chosen.cmake_args,
+        request=request,
+        cpu=cpu.fingerprint,
+        cpu_model=cpu.model,
+        cpu_flags=cpu.relevant,
+        env=env,
+        proven=proven,
+        notes=notes,
+    )
+    record.save(record_path)
+    return record
+
+
+def _choose_build(
+    llama: list[Target],
+    builds: list[Variant],
+    *,
+    installed: str,
+    installer: Installer,
+    python: str,
+    threads: int,
+    cpu: Cpu,
+    forced: str | None,
+    say: Callable[[str], None],
+) -> tuple[Variant, dict[str, str], list[str]]:
+    """Install and prove each build in turn until one decodes every llama.cpp model; (build, proofs, notes)."""
     notes: list[str] = []
     proven: dict[str, str] = {}
     tried: list[str] = []
-    chosen: Variant | None = None
     failure: tuple[Target, ProbeResult] | None = None
     gpu_failed = False
-    for index, build in enumerate(builds[start:], start):
+    for index, build in enumerate(builds):
         if build.gpu and gpu_failed:
             continue  # the GPU itself failed (not the CPU code): another CUDA build will not help
         if build.name != installed:
@@ -424,8 +461,7 @@ def ensure_engines(
             proven[target.model_id] = result.detail
             say(f"  {target.model_id}: {result.detail}")
         if failure is None:
-            chosen = build
-            break
+            return build, proven, notes
         target, result = failure
         tried.append(build.name)
         if not result.crashed and not build.gpu:
@@ -438,24 +474,30 @@ def ensure_engines(
         gpu_failed = gpu_failed or (build.gpu and not result.crashed)
         notes.append(f"{target.model_id} {result.detail} with the {build.name} build")
         say(f"  {notes[-1]}" + ("; trying the next build" if index + 1 < len(builds) else ""))
-    if chosen is None:
-        if failure is None:
-            raise SetupError("no llama.cpp build could be installed")
-        target, result = failure
-        retry = "./dev run with CMAKE_ARGS unset, or other flags" if forced is not None else "./dev run"
-        raise _failure(
-            f"llama.cpp does not run on this machine: {target.model_id} failed with every build tried "
-            f"({', '.join(tried)})",
-            result,
-            cpu,
-            f'CMAKE_ARGS="{minimal_args()}" {retry}',
-        )
-    if chosen is not builds[0]:
-        notes.append(f"llama.cpp runs with the {chosen.name} build ({chosen.cmake_args})")
-        say(notes[-1])
+    if failure is None:
+        raise SetupError("no llama.cpp build could be installed")
+    target, result = failure
+    retry = "./dev run with CMAKE_ARGS unset, or other flags" if forced is not None else "./dev run"
+    raise _failure(
+        f"llama.cpp does not run on this machine: {target.model_id} failed with every build tried ({', '.join(tried)})",
+        result,
+        cpu,
+        f'CMAKE_ARGS="{minimal_args()}" {retry}',
+    )
 
+
+def _prove_runtime_engines(
+    targets: list[Target],
+    proven: dict[str, str],
+    notes: list[str],
+    python: str,
+    threads: int,
+    cpu: Cpu,
+    say: Callable[[str], None],
+) -> dict[str, str]:
+    """Prove faster-whisper and Piper (prebuilt, run-time dispatch); returns the caps the site must apply."""
     env: dict[str, str] = {}
-    for target in [t for t in targets if t.engine != "llama"]:
+    for target in targets:
         result = probe(target, python=python, threads=threads, env={**env, VARIANT_ENV: _speech(env)})
         if not result.ok and result.crashed and target.engine == "whisper" and not env:
             say(f"  {target.model_id} {result.detail}; trying again with CTranslate2 capped at AVX2")
@@ -468,21 +510,7 @@ def ensure_engines(
             raise _failure(f"{target.model_id} ({target.engine}) failed its proof", result, cpu, hint)
         proven[target.model_id] = result.detail
         say(f"  {target.model_id}: {result.detail}")
-
-    record = Record(
-        version=version,
-        variant=chosen.name,
-        cmake_args=chosen.cmake_args,
-        request=request,
-        cpu=cpu.fingerprint,
-        cpu_model=cpu.model,
-        cpu_flags=cpu.relevant,
-        env=env,
-        proven=proven,
-        notes=notes,
-    )
-    record.save(record_path)
-    return record
+    return env
 
 
 def _speech(env: Mapping[str, str]) -> str:
