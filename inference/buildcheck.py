@@ -315,6 +315,7 @@ class Record:
     cpu: str
     cpu_model: str
     cpu_flags: list[str]
+    threads: int = 0  # the thread count the proofs ran with (the site's)
     env: dict[str, str] = field(default_factory=dict)  # run-time caps the site must apply
     proven: dict[str, str] = field(default_factory=dict)  # model id -> what its proof did
     notes: list[str] = field(default_factory=list)
@@ -382,7 +383,7 @@ def ensure_engines(
         and installed_version(python) == version
         else None
     )
-    if current is not None and all(t.model_id in current.proven for t in targets):
+    if current is not None and current.threads == threads and all(t.model_id in current.proven for t in targets):
         say(f"engines already proven on this CPU (the record: {record_path})")
         return current
     if old is not None and current is None:
@@ -412,6 +413,7 @@ def ensure_engines(
         cpu=cpu.fingerprint,
         cpu_model=cpu.model,
         cpu_flags=cpu.relevant,
+        threads=threads,
         env=env,
         proven=proven,
         notes=notes,

@@ -50,10 +50,10 @@ def target(model_id: str) -> Target:
 def prove(tmp_path: Path, targets: list[Target], cpu: Cpu = SAPPHIRE, **kwargs: object) -> tuple[Record, list[str]]:
     said: list[str] = []
     kwargs.setdefault("installer", FakeInstaller())
+    kwargs.setdefault("threads", 2)
     record = ensure_engines(
         targets,
         python=sys.executable,
-        threads=2,
         record_path=tmp_path / "engine-build.json",
         cpu=cpu,
         gpu="",
@@ -139,6 +139,10 @@ def test_a_proven_build_is_reused_on_the_same_cpu_and_rebuilt_on_another(tmp_pat
     again = FakeInstaller()
     second, said = prove(tmp_path, smollm2, installer=again)
     assert again.installed == [] and second == first and "engines already proven on this CPU" in said[0]
+    assert first.threads == 2
+    fewer = FakeInstaller()  # the site's thread count changed: the same build is proved again with it
+    fewer_threads, said = prove(tmp_path, smollm2, installer=fewer, threads=1)
+    assert fewer.installed == [] and fewer_threads.threads == 1 and "with 1 threads" in said[0]
     moved = FakeInstaller()  # the same virtualenv on a machine with other instruction sets
     third, said = prove(tmp_path, smollm2, cpu=HASWELL, installer=moved)
     assert [v.name for v in moved.installed] == ["native"] and third.cpu_flags == HASWELL.relevant
