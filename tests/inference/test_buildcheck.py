@@ -51,12 +51,12 @@ def prove(tmp_path: Path, targets: list[Target], cpu: Cpu = SAPPHIRE, **kwargs: 
     said: list[str] = []
     kwargs.setdefault("installer", FakeInstaller())
     kwargs.setdefault("threads", 2)
+    kwargs.setdefault("gpu", "")
     record = ensure_engines(
         targets,
         python=sys.executable,
         record_path=tmp_path / "engine-build.json",
         cpu=cpu,
-        gpu="",
         say=said.append,
         **kwargs,
     )
@@ -165,3 +165,25 @@ def test_speech_that_crashes_is_proved_again_with_its_dispatch_capped_and_the_si
     assert any("capped at AVX2" in line for line in said)
     monkeypatch.setattr(buildcheck.sys, "prefix", str(tmp_path))
     assert buildcheck.recorded_env() == SPEECH_CAPS
+
+
+class NoCudaCompiler(FakeInstaller):
+    """A machine with a GPU whose CUDA builds fail to compile (an nvcc the sources do not support, say)."""
+
+    def install(self, variant: Variant) -> None:
+        super().install(variant)
+        if variant.gpu:
+            raise SetupError("pip wheel failed (exit 1):\nnvcc fatal: unsupported GPU architecture")
+
+
+def test_with_a_gpu_cuda_builds_come_first_and_a_failing_one_falls_back_to_the_cpu_builds(tmp_path, monkeypatch):
+    smollm2 = [target("smollm2-135m-instruct")]
+    record, said = prove(tmp_path, smollm2, gpu="NVIDIA H200", installer=(installer := NoCudaCompiler()))
+    assert [v.name for v in installer.installed] == ["cuda", "cuda-portable", "native"]
+    assert record.variant == "native" and record.request == "auto+NVIDIA H200"
+    assert any("the cuda build failed (pip wheel failed (exit 1):); trying the next" in note for note in record.notes)
+    monkeypatch.setenv(FAULT_ENV, "SIGABRT@cuda")  # the CUDA build's CPU code faults: the portable CUDA build next
+    (tmp_path / "again").mkdir()
+    record, said = prove(tmp_path / "again", smollm2, gpu="NVIDIA H200", installer=(installer := FakeInstaller()))
+    assert [v.name for v in installer.installed] == ["cuda", "cuda-portable"] and record.variant == "cuda-portable"
+    assert "died by SIGABRT with the cuda build" in "\n".join(said)
