@@ -114,9 +114,10 @@ def main(argv: list[str] | None = None) -> int:
     options = json.loads(args.options)
     if "config_path" in options:
         options["config_path"] = Path(options["config_path"])
-    spec = ModelSpec(id="probe", name="probe", task=args.task, engine=args.engine, path=args.path, options=options)
-    if args.task in ("text-to-text", "text-completion", "embeddings"):
-        spec = ModelSpec(**{**spec.__dict__, "n_ctx": 512})
+    n_ctx = 512 if args.task in ("text-to-text", "text-completion", "embeddings") else 0
+    spec = ModelSpec(
+        id="probe", name="probe", task=args.task, engine=args.engine, path=args.path, n_ctx=n_ctx, options=options
+    )
     started = time.monotonic()
     engine = build_engine(spec, args.gpu, args.threads)
     _inject_fault()
