@@ -472,7 +472,12 @@ def _schemas(specs: list[ModelSpec]) -> dict[str, Any]:
             "properties": {
                 "model": _model_field(specs, "text-to-speech"),
                 "input": {"type": "string", "minLength": 1, "maxLength": 4096, "description": "The text to speak."},
-                "voice": {"type": "string", "description": '"default" or the model id.'},
+                "voice": {
+                    "type": "string",
+                    "description": '"default", the model id, or one of OpenAI\'s voice names (alloy, ash, ballad, '
+                    "cedar, coral, echo, fable, marin, nova, onyx, sage, shimmer, verse), each spoken with the "
+                    "model's one voice.",
+                },
                 "speed": {"type": "number", "minimum": 0.25, "maximum": 4, "default": 1},
                 "response_format": {"type": "string", "enum": ["wav"], "default": "wav"},
                 "service_tier": {"type": "string", "enum": ["auto", "default", "gpu", "gpuflex"]},
@@ -556,7 +561,7 @@ def _schemas(specs: list[ModelSpec]) -> dict[str, Any]:
                 "generated_text": {"type": "string"},
                 "details": {
                     "type": "object",
-                    "description": "Only with parameters.details: true.",
+                    "description": "Always; prefill and tokens only with parameters.details: true.",
                     "properties": {
                         "finish_reason": tgi_finish,
                         "generated_tokens": {"type": "integer"},
@@ -567,7 +572,7 @@ def _schemas(specs: list[ModelSpec]) -> dict[str, Any]:
                     "required": ["finish_reason", "generated_tokens", "seed"],
                 },
             },
-            "required": ["generated_text"],
+            "required": ["generated_text", "details"],
         },
         "StreamResponse": {
             "type": "object",
@@ -882,22 +887,23 @@ def _stt(operation_id: str, summary: str, specs: list[ModelSpec]) -> dict[str, A
 def _tgi_operation(operation_id: str, summary: str, *, stream: bool, text_ids: list[str] | None) -> dict[str, Any]:
     """A TGI generate route; text_ids given: the per-model route under /models/{model_id}/."""
     per_model = text_ids is not None
-    if stream:
-        ok = _ok(
-            "Server-sent events in TGI's token format.",
-            {
-                SSE: _sse(
-                    "data: <StreamResponse>\\n\\n per piece; the last carries generated_text and details.",
-                    'data: {"token": {"id": 0, "text": "and", "logprob": null, "special": false}, '
-                    '"generated_text": null, "details": null}\n\n'
-                    'data: {"token": {"id": 1, "text": " then", "logprob": null, "special": false}, '
-                    '"generated_text": "and then", "details": {"finish_reason": "length", "generated_tokens": 2, '
-                    '"seed": 42, "input_length": 4}}\n\n',
-                )
-            },
+    events = {
+        SSE: _sse(
+            "data: <StreamResponse>\\n\\n per piece; the last carries generated_text and details.",
+            'data: {"token": {"id": 0, "text": "and", "logprob": null, "special": false}, '
+            '"generated_text": null, "details": null}\n\n'
+            'data: {"token": {"id": 1, "text": " then", "logprob": null, "special": false}, '
+            '"generated_text": "and then", "details": {"finish_reason": "length", "generated_tokens": 2, '
+            '"seed": 42, "input_length": 4}}\n\n',
         )
-    else:
-        ok = _ok("The generated text (and details when asked).", {JSON: {"schema": _ref("GenerateResponse")}})
+    }
+    if stream:
+        ok = _ok("Server-sent events in TGI's token format.", events)
+    else:  # "stream": true in the body streams here too, as TGI's compatibility route does
+        ok = _ok(
+            "The generated text and its details; with stream: true, server-sent events as /generate_stream sends.",
+            {JSON: {"schema": _ref("GenerateResponse")}, **events},
+        )
     which = "the model in the path" if per_model else "the default text model (PLAYGROUND_DEFAULT_TEXT_MODEL)"
     operation: dict[str, Any] = {
         "operationId": operation_id,
@@ -928,7 +934,13 @@ def _model_path_parameter(text_ids: list[str]) -> dict[str, Any]:
 def _tgi_paths(specs: list[ModelSpec]) -> dict[str, Any]:
     text_ids = _model_ids(specs, *tgi.TEXT_TASKS)
     info_ok = {"200": _ok("The model and its limits.", {JSON: {"schema": _ref("Info")}}), **_errors(*MODEL_ERRORS)}
+    compat = _tgi_operation("generateCompat", "TGI's compatibility route (TGI)", stream=False, text_ids=None)
+    compat["post"]["description"] = (
+        "POST / as TGI serves it, for the default text model: what huggingface_hub's InferenceClient(base_url) "
+        "and other TGI clients post to; streamed when the body says stream: true. (GET / is the catalog page.)"
+    )
     return {
+        "/": compat,
         "/generate": _tgi_operation("generate", "Generate text (TGI)", stream=False, text_ids=None),
         "/generate_stream": _tgi_operation(
             "generateStream", "Generate text as a stream (TGI)", stream=True, text_ids=None

@@ -17,7 +17,8 @@ Choices where OpenAI's contract is silent or does not fit a local server (docume
 - Speech-to-text: ``temperature`` and ``prompt`` are refused (the engine uses faster-whisper's temperature
   fallback, starting at 0, and no prompt conditioning); ``verbose_json`` segments carry id, start, end and
   text only, and ``language`` is the ISO code the model detected or was given.
-- Text-to-speech speaks only WAV (the default here, not mp3); ``voice`` is "default" or the model's id.
+- Text-to-speech speaks only WAV (the default here, not mp3); ``voice`` is "default", the model's id, or one of
+  OpenAI's voice names (each speaks with the model's one voice).
 """
 
 from __future__ import annotations
@@ -76,6 +77,22 @@ TEXT_COMMON_KEYS = {
 CHAT_KEYS = TEXT_COMMON_KEYS | {"messages", "top_logprobs"}
 COMPLETION_KEYS = (TEXT_COMMON_KEYS - {"max_completion_tokens"}) | {"prompt", "echo", "best_of", "suffix"}
 EMBEDDING_KEYS = {"model", "input", "encoding_format", "dimensions", "user", "service_tier"}
+# OpenAI's voice names, accepted so that clients written for OpenAI work unchanged: each speaks with the model's voice.
+OPENAI_VOICES = (
+    "alloy",
+    "ash",
+    "ballad",
+    "cedar",
+    "coral",
+    "echo",
+    "fable",
+    "marin",
+    "nova",
+    "onyx",
+    "sage",
+    "shimmer",
+    "verse",
+)
 SPEECH_KEYS = {"model", "input", "voice", "speed", "response_format", "instructions", "stream_format", "service_tier"}
 STT_FIELDS = {
     "model",
@@ -918,10 +935,11 @@ def speech_request_parse(*, body: Mapping[str, Any], query_tier: str | None) -> 
     if len(text) > SPEECH_MAX_CHARACTERS:
         raise ApiError(400, f"input is {len(text)} characters; the limit is {SPEECH_MAX_CHARACTERS}", param="input")
     voice = _string(body, "voice")
-    if voice is not None and voice not in ("default", spec.id):
+    if voice is not None and voice not in ("default", spec.id, *OPENAI_VOICES):
         raise ApiError(
             400,
-            f"voice {voice!r} is not available; this model has one voice: 'default' (or {spec.id!r})",
+            f"voice {voice!r} is not available; this model has one voice: 'default' (or {spec.id!r}, or any of "
+            f"OpenAI's voice names: {', '.join(OPENAI_VOICES)})",
             param="voice",
         )
     speed = _number(body, "speed")

@@ -355,15 +355,12 @@ def _details(request: TgiRequest, last: Piece) -> dict[str, Any]:
 
 
 def generate_body(*, request: TgiRequest, pieces: list[Piece]) -> dict[str, Any]:
-    """POST /generate's answer: generated_text, and details when asked for."""
-    body: dict[str, Any] = {"generated_text": "".join(p.text for p in pieces)}
+    """POST /generate's answer: generated_text and details (finish_reason, generated_tokens, seed) always; the
+    tokens too when asked for (`details: true`). TGI clients ignore what they did not ask for."""
+    details = _details(request, pieces[-1])
     if request.details:
-        body["details"] = {
-            **_details(request, pieces[-1]),
-            "prefill": [],
-            "tokens": [_token(n, p) for n, p in enumerate(pieces)],
-        }
-    return body
+        details |= {"prefill": [], "tokens": [_token(n, p) for n, p in enumerate(pieces)]}
+    return {"generated_text": "".join(p.text for p in pieces), "details": details}
 
 
 def _event(data: dict[str, Any]) -> bytes:

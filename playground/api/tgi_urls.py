@@ -5,6 +5,7 @@ from django.urls import URLPattern, path
 from playground.api import tgi_views
 
 urlpatterns: list[URLPattern] = [
+    path("", tgi_views.root, name="tgi-root"),  # POST: TGI's compatibility route; GET: the catalog page
     path("generate", tgi_views.generate, name="tgi-generate"),
     path("generate_stream", tgi_views.generate_stream, name="tgi-generate-stream"),
     path("info", tgi_views.info, name="tgi-info"),

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.views.decorators.csrf import csrf_exempt
 
 from playground.api import tgi
 from playground.api.auth import api_view
@@ -72,3 +74,16 @@ async def generate_stream(request: HttpRequest, model_id: str | None = None) -> 
 async def info(request: HttpRequest, model_id: str | None = None) -> HttpResponse:
     _require(request, "GET")
     return JsonResponse(tgi.info_body(model_id=model_id or settings.PLAYGROUND_DEFAULT_TEXT_MODEL))
+
+
+@csrf_exempt
+async def root(request: HttpRequest) -> HttpResponse:
+    """`/`: the catalog page for a browser (GET); TGI's compatibility route for API clients (POST).
+
+    Hugging Face's `InferenceClient(base_url)` and other TGI clients post their requests to the server's root.
+    """
+    if request.method == "POST":
+        return await generate(request)
+    from playground.catalog.views import catalog  # the page; a dependency of this route only
+
+    return await sync_to_async(catalog)(request)

@@ -342,7 +342,9 @@ def _text_to_speech(spec: ModelSpec) -> EndpointSchema:
     fields = (
         SchemaField("model", "string", True, f'The model id: "{spec.id}".'),
         SchemaField("input", "string", True, "The text to speak."),
-        SchemaField("voice", "string", False, 'The model\'s voice: "default".'),
+        SchemaField(
+            "voice", "string", False, 'The model\'s voice: "default" (OpenAI\'s voice names, e.g. "alloy", map to it).'
+        ),
         SchemaField("speed", "number", False, "Range 0.25–4; default 1."),
         SchemaField("response_format", "string", False, '"wav" (the only format).'),
     )

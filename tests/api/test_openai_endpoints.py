@@ -252,6 +252,19 @@ async def test_speech_voice_may_be_the_model_id_and_format_defaults_to_wav(async
     assert response.status_code == 200 and response.content[:4] == b"RIFF"
 
 
+async def test_speech_accepts_openais_voice_names_with_the_models_voice(async_client, auth, fake_pool):
+    for voice in ("alloy", "nova", "shimmer"):
+        response = await post_json(
+            async_client, "/v1/audio/speech", {"model": "fake-tts", "input": "Hi", "voice": voice}, auth
+        )
+        assert response.status_code == 200 and response.content[:4] == b"RIFF"
+    refused = await post_json(
+        async_client, "/v1/audio/speech", {"model": "fake-tts", "input": "Hi", "voice": "robot"}, auth
+    )
+    assert refused.status_code == 400
+    assert "alloy, ash" in refused.json()["error"]["message"]
+
+
 async def test_service_tier_query_form_is_read(async_client, auth, fake_pool):
     body = {"model": "fake-chat", "messages": [{"role": "user", "content": "x"}], "max_tokens": 1}
     ok = await post_json(async_client, "/v1/chat/completions?serviceTier=default", body, auth)

@@ -124,6 +124,18 @@ def test_speech_is_wav(client: OpenAI):
         assert wav.getframerate() == 22050 and wav.getnframes() > 0
 
 
+def test_the_sdks_documented_speech_example_works_unchanged(client: OpenAI, tmp_path):
+    # As in the SDK's README, with our model: voice="alloy" speaks with the model's voice. The SDK asks for no
+    # format unless told (the server then answers in its default, WAV).
+    path = tmp_path / "speech.wav"
+    with client.audio.speech.with_streaming_response.create(
+        model="piper-en-us-joe", voice="alloy", input="Today is a wonderful day to build something people love!"
+    ) as response:
+        response.stream_to_file(path)
+    with wave.open(str(path)) as wav:
+        assert wav.getframerate() == 22050 and wav.getnframes() > 22050
+
+
 def test_refusals_reach_the_sdk_as_its_errors(client: OpenAI):
     with pytest.raises(openai.NotFoundError, match="embeddings"):
         client.chat.completions.create(model=EMBED_MODEL, messages=MESSAGES)

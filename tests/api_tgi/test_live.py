@@ -71,6 +71,18 @@ def test_info_and_refusals_on_the_real_site(site):
     assert chat.status_code == 200 and chat.json()["generated_text"]
 
 
+def test_huggingface_hub_inference_client_given_the_sites_root_url_works_unchanged(site):
+    from huggingface_hub import InferenceClient
+
+    base, token = site
+    client = InferenceClient(base, token=token)
+    output = client.text_generation("The sky is", max_new_tokens=6, details=True)
+    assert output.generated_text and output.details.generated_tokens >= 1
+    plain = client.text_generation("The sky is", max_new_tokens=6)
+    assert plain == output.generated_text  # greedy both times
+    assert "".join(client.text_generation("The sky is", max_new_tokens=6, stream=True)) == plain
+
+
 def test_huggingface_hub_inference_client_talks_to_the_generate_route(site):
     from huggingface_hub import InferenceClient
 

@@ -63,11 +63,12 @@ async def events(response) -> list[dict]:
     return [json.loads(b[len("data: ") :]) for b in blocks]
 
 
-async def test_generate_returns_generated_text_without_details_by_default(client, fake_pool):
+async def test_generate_always_answers_with_details_and_lists_tokens_only_when_asked(client, fake_pool):
     response = await post(client, "/generate", {"inputs": "Once upon a time", "parameters": {"seed": 1}})
     assert response.status_code == 200
     body = response.json()
-    assert set(body) == {"generated_text"}
+    assert set(body) == {"generated_text", "details"}
+    assert body["details"] == {"finish_reason": "eos_token", "generated_tokens": 14, "seed": None}
     assert body["generated_text"].startswith("and then ")
     call = engine(fake_pool).calls[-1]
     assert call["kind"] == "complete" and call["prompt"] == "Once upon a time"
@@ -372,3 +373,21 @@ async def test_a_body_over_the_limit_is_413(client, fake_pool, settings):
     response = await post(client, "/generate", {"inputs": "x" * 200})
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "request_too_large"
+
+
+async def test_post_to_the_root_is_tgis_compatibility_route_and_get_stays_the_catalog(client, fake_pool):
+    response = await post(client, "/", {"inputs": "Once upon a time", "parameters": {"max_new_tokens": 3}})
+    assert response.status_code == 200 and response["Content-Type"] == "application/json"
+    body = response.json()
+    assert body["generated_text"] == "and then " + body["generated_text"].split()[-1]
+    assert body["details"]["finish_reason"] == "length" and body["details"]["generated_tokens"] == 3
+    streamed = await post(client, "/", {"inputs": "Hi", "stream": True, "parameters": {"max_new_tokens": 2}})
+    assert streamed["Content-Type"] == "text/event-stream"
+    assert (await events(streamed))[-1]["generated_text"] == "and then"
+    page = await client.get("/")
+    assert page.status_code == 200 and b'data-model="fake-completion"' in page.content
+
+
+async def test_post_to_the_root_without_a_token_is_the_api_error_not_a_csrf_page(fake_pool):
+    response = await AsyncClient().post("/", json.dumps({"inputs": "Hi"}), content_type="application/json")
+    assert response.status_code == 401 and response.json()["error"]["code"] == "invalid_api_key"
