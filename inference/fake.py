@@ -50,6 +50,7 @@ class FakeTextEngine:
         self.delay = delay
         self.has_chat_template = chat
         self.calls: list[dict[str, Any]] = []
+        self.generated: list[int] = []  # tokens each finished stream produced (a stopped one: fewer)
 
     def count_tokens(self, text: str) -> int:
         return len(_tokens(text))
@@ -106,6 +107,7 @@ class FakeTextEngine:
                 if hit:
                     break
             tail = scanner.flush() if finish != "stop" or not params.stop else ""
+            self.generated.append(completion)
             yield TextChunk(tail, finish, Usage(prompt_tokens=n_prompt, completion_tokens=completion))
 
         return stream()
