@@ -216,19 +216,25 @@ class BatchedTextEngine(LlamaTextEngine):
         piece = self.llm.detokenize([token], prev_tokens=sequence.previous or None)
         sequence.previous = [token]
         assert sequence.scanner is not None
-        text, hit = sequence.scanner.feed(sequence.decoder.decode(piece))
+        text, stop_sequence = sequence.scanner.feed(sequence.decoder.decode(piece))
         if text:
             sequence.out.put(TextChunk(text))
-        if hit:
-            self._finish(sequence, "stop")
+        if stop_sequence is not None:
+            self._finish(sequence, "stop", stop_sequence=stop_sequence)
         elif sequence.stop_event.is_set():
             self._finish(sequence, "cancelled")
         elif sequence.completion >= sequence.max_tokens:
             self._finish(sequence, "length")
 
     def _finish(
-        self, sequence: _Sequence, finish: FinishReason = "length", *, error: BaseException | None = None
+        self,
+        sequence: _Sequence,
+        finish: FinishReason = "length",
+        *,
+        stop_sequence: str | None = None,
+        error: BaseException | None = None,
     ) -> None:
+        """End the sequence and free its slot; `stop_sequence` is the stop sequence that ended it, if one did."""
         with self._cond:
             self._active.pop(sequence.slot, None)
         self._llama_cpp.llama_memory_seq_rm(self._memory, sequence.slot, -1, -1)
@@ -240,10 +246,10 @@ class BatchedTextEngine(LlamaTextEngine):
             return
         assert sequence.scanner is not None
         tail = ""
-        if finish != "stop":
+        if stop_sequence is None:  # held-back text is the reply's own unless a stop sequence matched
             tail = sequence.scanner.flush() + sequence.decoder.decode(b"", final=True)
         usage = Usage(prompt_tokens=len(sequence.prompt), completion_tokens=sequence.completion)
-        sequence.out.put(TextChunk(tail, finish_reason=finish, usage=usage))
+        sequence.out.put(TextChunk(tail, finish_reason=finish, usage=usage, stop_sequence=stop_sequence))
 
     def __del__(self) -> None:  # pragma: no cover  (process exit)
         with contextlib.suppress(Exception):

@@ -90,6 +90,7 @@ class FakeTextEngine:
         def stream() -> Iterator[TextChunk]:
             scanner = StopScanner(params.stop)
             finish: FinishReason = "stop"
+            stop_sequence: str | None = None
             completion = 0
             for word in words:
                 if stop_event.is_set():
@@ -101,14 +102,15 @@ class FakeTextEngine:
                 if self.delay:
                     time.sleep(self.delay)
                 completion += 1
-                text, hit = scanner.feed(("" if completion == 1 else " ") + word)
+                text, stop_sequence = scanner.feed(("" if completion == 1 else " ") + word)
                 if text:
                     yield TextChunk(text)
-                if hit:
+                if stop_sequence is not None:
                     break
-            tail = scanner.flush() if finish != "stop" or not params.stop else ""
+            tail = scanner.flush() if stop_sequence is None else ""
             self.generated.append(completion)
-            yield TextChunk(tail, finish, Usage(prompt_tokens=n_prompt, completion_tokens=completion))
+            usage = Usage(prompt_tokens=n_prompt, completion_tokens=completion)
+            yield TextChunk(tail, finish, usage, stop_sequence=stop_sequence)
 
         return stream()
 
@@ -148,7 +150,12 @@ class FakeSpeechToTextEngine:
         self.calls: list[dict[str, Any]] = []
 
     def transcribe(
-        self, audio: Any, *, language: str | None = None, task: str = "transcribe", stop_event: Any = None
+        self,
+        audio: Any,
+        *,
+        language: str | None = None,
+        task: str = "transcribe",
+        stop_event: threading.Event | None = None,
     ) -> tuple[TranscriptionInfo, Iterator[Segment]]:
         data = audio if isinstance(audio, bytes) else audio.read()
         if not data.startswith(b"FAKEAUDIO:"):

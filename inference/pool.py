@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
-from typing import Any
+from functools import partial
 
 from inference.catalog import ModelSpec
 from inference.device import PROBES, DeviceDecision
 from inference.probe import warm_up
-from inference.serving import Job, JobFn, JobObserver, LoadedEngine, ModelWorker
+from inference.protocols import Engine
+from inference.serving import Job, JobObserver, LoadedEngine, ModelWorker
 from inference.types import InvalidRequestError
 
 logger = logging.getLogger(__name__)
 
-EngineFactory = Callable[..., Any]  # (spec, gpu, threads, slots=0) -> engine
+EngineFactory = Callable[..., Engine]  # (spec, gpu, threads, slots=0) -> engine
 
 
 class UnknownModelError(InvalidRequestError):
@@ -40,20 +42,21 @@ def batched(spec: ModelSpec, batch_slots: int) -> tuple[int, ModelSpec]:
     return slots, replace(spec, n_ctx=spec.n_ctx // slots)
 
 
-def build_engine(spec: ModelSpec, gpu: bool, threads: int, slots: int = 0) -> Any:
+def build_engine(spec: ModelSpec, gpu: bool, threads: int, slots: int = 0) -> Engine:
     """Construct the real engine for a catalog entry (imports its library here, not at import time).
 
     A llama text model with `slots` > 1 gets the batching engine: that many requests decode together."""
     if spec.engine == "fake":
         from inference import fake
 
-        return {
+        fakes: dict[str, Callable[[], Engine]] = {
             "text-to-text": lambda: fake.FakeTextEngine(n_ctx=spec.n_ctx or 2048),
             "text-completion": lambda: fake.FakeTextEngine(n_ctx=spec.n_ctx or 2048, chat=False),
             "embeddings": fake.FakeEmbeddingEngine,
             "speech-to-text": fake.FakeSpeechToTextEngine,
             "text-to-speech": fake.FakeTextToSpeechEngine,
-        }[spec.task]()
+        }
+        return fakes[spec.task]()
     if spec.task in ("text-to-text", "text-completion") and slots > 1:
         from inference.batching import BatchedTextEngine
 
@@ -104,7 +107,7 @@ def load_on_device(
     return LoadedEngine(engine, "cuda")
 
 
-def _proven(engine: Any, spec: ModelSpec, device: str) -> Any:
+def _proven(engine: Engine, spec: ModelSpec, device: str) -> Engine:
     logger.info("model %s warm-up on %s: %s", spec.id, device, warm_up(engine, spec.task))
     return engine
 
@@ -140,7 +143,7 @@ class EnginePool:
         self.workers = {
             model_id: ModelWorker(
                 model_id,
-                lambda spec=spec, slots=slots: load_on_device(spec, device, threads, factory, slots),
+                partial(load_on_device, spec, device, threads, factory, slots),
                 max_queue=max_queue,
                 nice=nice,
                 concurrency=max(1, slots),
@@ -158,28 +161,34 @@ class EnginePool:
         self.spec(model_id)
         return self.workers[model_id]
 
-    def submit(
-        self, model_id: str, fn: JobFn[Any], observer: JobObserver | None = None, *, background: bool = False
-    ) -> Job[Any]:
+    def submit[E: Engine, T](
+        self,
+        model_id: str,
+        fn: Callable[[E, threading.Event], Iterator[T]],
+        observer: JobObserver | None = None,
+        *,
+        background: bool = False,
+    ) -> Job[T]:
         """Run ``fn(engine, stop_event)`` (returning an iterator) on the model's worker thread.
 
-        Background (bulk) jobs yield to interactive ones: they wait behind every interactive request.
+        `fn` names the engine protocol it needs (TextEngine, ...); the model's task decides which one the
+        worker holds. Background (bulk) jobs yield to interactive ones: they wait behind every interactive request.
         """
         return self.worker(model_id).submit(fn, observer, background=background)
 
-    def call(self, model_id: str, fn: Callable[[Any], Any], observer: JobObserver | None = None) -> Any:
+    def call[E: Engine, T](self, model_id: str, fn: Callable[[E], T], observer: JobObserver | None = None) -> T:
         """Run a one-shot ``fn(engine)`` on the model's worker and wait for its result."""
 
-        def once(engine: Any, _stop: Any) -> Any:
+        def once(engine: E, _stop: threading.Event) -> Iterator[T]:
             return iter((fn(engine),))  # fn runs here, so a refusal raises before the job counts as started
 
         (result,) = self.submit(model_id, once, observer).result()
         return result
 
-    def warm(self, model_ids: Iterable[str] | None = None) -> list[Job[Any]]:
+    def warm(self, model_ids: Iterable[str] | None = None) -> list[Job[None]]:
         """Queue a load of each model (all by default); returns jobs to wait on if wanted."""
 
-        def noop(engine: Any, _stop: Any) -> Any:
+        def noop(engine: Engine, _stop: threading.Event) -> Iterator[None]:
             yield from ()
 
         ids = list(model_ids) if model_ids is not None else [s.id for s in self.specs.values() if s.weights_present]

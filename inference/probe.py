@@ -25,8 +25,9 @@ import sys
 import time
 import wave
 from pathlib import Path
-from typing import Any
+from typing import cast
 
+from inference.protocols import EmbeddingEngine, Engine, SpeechToTextEngine, TextEngine, TextToSpeechEngine
 from inference.types import ChatMessage, EngineError, SamplingParams
 
 PROMPT = "List three colours of the rainbow, separated by commas."
@@ -53,32 +54,35 @@ def tone_wav(seconds: float = 1.0, rate: int = 16000) -> bytes:
     return buffer.getvalue()
 
 
-def warm_up(engine: Any, task: str) -> str:
-    """Run one tiny real inference on a loaded engine; returns what it did, raises WarmUpError if it fails."""
+def warm_up(engine: Engine, task: str) -> str:
+    """Run one tiny real inference on a loaded engine; returns what it did, raises WarmUpError if it fails.
+
+    The task says which kind of engine it is (build_engine builds it from the same task)."""
     try:
         if task in ("text-to-text", "text-completion"):
+            text = cast(TextEngine, engine)
             params = SamplingParams(temperature=0.0, max_tokens=4, seed=0)
-            if task == "text-to-text" and getattr(engine, "has_chat_template", False):
-                stream = engine.chat([ChatMessage("user", PROMPT)], params)
+            if task == "text-to-text" and getattr(text, "has_chat_template", False):
+                stream = text.chat([ChatMessage("user", PROMPT)], params)
             else:
-                stream = engine.complete(PROMPT, params)
+                stream = text.complete(PROMPT, params)
             usage = [chunk.usage for chunk in stream if chunk.usage is not None][-1]
             if usage.prompt_tokens < 2 or usage.completion_tokens < 1:
                 raise WarmUpError(f"decoded {usage.completion_tokens} tokens from a {usage.prompt_tokens}-token prompt")
             return f"decoded {usage.completion_tokens} tokens after a {usage.prompt_tokens}-token prompt"
         if task == "embeddings":
-            result = engine.embed([PROMPT])
-            if not result.vectors or not all(math.isfinite(v) for v in result.vectors[0]):
+            embedding = cast(EmbeddingEngine, engine).embed([PROMPT])
+            if not embedding.vectors or not all(math.isfinite(v) for v in embedding.vectors[0]):
                 raise WarmUpError("the embedding is empty or not finite")
-            return f"embedded {result.usage.prompt_tokens} tokens into {len(result.vectors[0])} dimensions"
+            return f"embedded {embedding.usage.prompt_tokens} tokens into {len(embedding.vectors[0])} dimensions"
         if task == "speech-to-text":
-            result = engine.transcribe_all(tone_wav())
-            return f"transcribed {result.usage.audio_seconds:.1f} s of audio"
+            transcript = cast(SpeechToTextEngine, engine).transcribe_all(tone_wav())
+            return f"transcribed {transcript.usage.audio_seconds:.1f} s of audio"
         if task == "text-to-speech":
-            result = engine.synthesize(SENTENCE)
-            if result.duration <= 0:
+            speech = cast(TextToSpeechEngine, engine).synthesize(SENTENCE)
+            if speech.duration <= 0:
                 raise WarmUpError("synthesised no audio")
-            return f"spoke {result.duration:.1f} s of audio"
+            return f"spoke {speech.duration:.1f} s of audio"
     except WarmUpError:
         raise
     except Exception as exc:

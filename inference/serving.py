@@ -23,11 +23,14 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, TypeVar
 
+from inference.protocols import Engine
 from inference.types import ModelLoadError, QueueFullError
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+# What a job runs: fn(engine, stop_event). The engine is Any here because one worker serves every kind of model;
+# callers name the protocol their model's task gives (EnginePool.submit checks that it is an engine protocol).
 JobFn = Callable[[Any, threading.Event], Iterator[T]]
 LoadState = Literal["not_loaded", "loading", "loaded", "failed"]
 
@@ -36,7 +39,7 @@ _ITEM, _ERROR, _END = "item", "error", "end"
 
 @dataclass(frozen=True)
 class LoadedEngine:
-    engine: Any
+    engine: Engine
     device: str
     note: str = ""  # e.g. why a model fell back to the CPU
 
@@ -67,7 +70,7 @@ class Job[T]:
         self.submitted_at = time.monotonic()
         self.started_at: float | None = None
         self._items: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
-        self._waker: Callable[[], None] | None = None
+        self._waker: Callable[[], object] | None = None
 
     # -- called on the worker thread --
     def _put(self, kind: str, value: Any = None) -> None:
@@ -162,7 +165,7 @@ class ModelWorker:
         self.error = ""
         self.device = ""
         self.note = ""
-        self.engine: Any = None
+        self.engine: Engine | None = None
         self._loader = loader
         self._pending: deque[Job[Any]] = deque()
         self._running: set[Job[Any]] = set()
@@ -215,16 +218,16 @@ class ModelWorker:
                 return
         job._put(_END)
 
-    def load(self) -> Any:
+    def load(self) -> Engine:
         """Load the engine if needed (once, whichever worker thread asks first)."""
-        if self.state == "loaded":
+        if self.state == "loaded" and self.engine is not None:
             return self.engine
         with self._load_lock:
-            if self.state == "loaded":
+            if self.state == "loaded" and self.engine is not None:
                 return self.engine
             return self._load()
 
-    def _load(self) -> Any:
+    def _load(self) -> Engine:
         self.state = "loading"
         started = time.monotonic()
         try:
@@ -242,7 +245,7 @@ class ModelWorker:
             time.monotonic() - started,
             f" ({self.note})" if self.note else "",
         )
-        return self.engine
+        return loaded.engine
 
     def _run(self) -> None:
         if self.nice and sys.platform == "linux":

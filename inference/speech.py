@@ -9,9 +9,11 @@ import threading
 import wave
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, BinaryIO, Literal
+from typing import Any
 
+from inference.protocols import Audio
 from inference.types import (
+    SPEECH_SPEED,
     AudioDecodeError,
     InvalidRequestError,
     ModelLoadError,
@@ -22,9 +24,7 @@ from inference.types import (
     Usage,
 )
 
-Audio = bytes | str | Path | BinaryIO
 BEAM_SIZE = 5
-Task = Literal["transcribe", "translate"]
 
 
 # CTranslate2 4.8 (faster-whisper) loads CUDA 12's cuBLAS and cuDNN 9 when it first multiplies on the GPU. A
@@ -108,7 +108,7 @@ class WhisperEngine:
         audio: Audio,
         *,
         language: str | None = None,
-        task: Task = "transcribe",
+        task: str = "transcribe",
         stop_event: threading.Event | None = None,
     ) -> tuple[TranscriptionInfo, Iterator[Segment]]:
         """Decode the audio now (a bad file fails here); segments are produced lazily."""
@@ -142,7 +142,7 @@ class WhisperEngine:
         return summary, iterate()
 
     def transcribe_all(
-        self, audio: Audio, *, language: str | None = None, task: Task = "transcribe"
+        self, audio: Audio, *, language: str | None = None, task: str = "transcribe"
     ) -> TranscriptionResult:
         info, segments = self.transcribe(audio, language=language, task=task)
         parts = list(segments)
@@ -177,8 +177,7 @@ class PiperEngine:
             raise InvalidRequestError("text must not be empty")
         if len(text) > self.max_characters:
             raise InvalidRequestError(f"text is {len(text)} characters; the limit is {self.max_characters}")
-        if not 0.25 <= speed <= 4.0:
-            raise InvalidRequestError("speed must be between 0.25 and 4.0")
+        SPEECH_SPEED.check(speed)
         buffer = io.BytesIO()
         with wave.open(buffer, "wb") as wav:
             # Piper's length_scale is a duration multiplier: faster speech = shorter.

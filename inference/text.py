@@ -68,25 +68,27 @@ def _load_llama(path: Path, *, n_ctx: int, threads: int, gpu: bool, **kwargs: An
 class StopScanner:
     """Finds stop sequences across streamed pieces; holds back text that may be the start of one.
 
-    The OpenAI dialect ends the text before the stop sequence; TGI keeps it (``keep_stop=True``).
+    The text ends before the stop sequence; the engine reports which one it was (TGI adds it back).
     """
 
-    def __init__(self, stops: Sequence[str], *, keep_stop: bool = False) -> None:
+    def __init__(self, stops: Sequence[str]) -> None:
         self.stops = [s for s in stops if s]
-        self.keep_stop = keep_stop
         self.keep = max((len(s) for s in self.stops), default=1) - 1
         self.pending = ""
 
-    def feed(self, text: str) -> tuple[str, bool]:
-        """Returns (text safe to emit, whether a stop sequence was hit)."""
+    def feed(self, text: str) -> tuple[str, str | None]:
+        """Returns (text safe to emit, the stop sequence that was hit or None).
+
+        Of several stop sequences in the text, the one that starts first wins (the shorter on a tie).
+        """
         if not self.stops:
-            return text, False
+            return text, None
         self.pending += text
-        hits = [(found, found + len(stop)) for stop in self.stops if (found := self.pending.find(stop)) >= 0]
+        hits = [(found, len(stop), stop) for stop in self.stops if (found := self.pending.find(stop)) >= 0]
         if hits:
-            start, end = min(hits)
-            out, self.pending = self.pending[: end if self.keep_stop else start], ""
-            return out, True
+            start, _length, stop = min(hits)
+            out, self.pending = self.pending[:start], ""
+            return out, stop
         # Emit all but the longest suffix that is a prefix of some stop sequence.
         hold = 0
         for n in range(min(self.keep, len(self.pending)), 0, -1):
@@ -96,7 +98,7 @@ class StopScanner:
                 break
         out = self.pending[: len(self.pending) - hold]
         self.pending = self.pending[len(out) :]
-        return out, False
+        return out, None
 
     def flush(self) -> str:
         out, self.pending = self.pending, ""
@@ -139,7 +141,8 @@ class LlamaTextEngine:
             raise InvalidRequestError("this model has no chat template; use plain completion instead")
         if not messages:
             raise InvalidRequestError("messages must not be empty")
-        rendered = self._formatter(messages=[{"role": m.role, "content": m.content} for m in messages])
+        chat: list[Any] = [{"role": m.role, "content": m.content} for m in messages]  # llama_cpp's TypedDicts
+        rendered = self._formatter(messages=chat)
         return self.llm.tokenize(rendered.prompt.encode(), add_bos=not rendered.added_special, special=True)
 
     def completion_prompt_tokens(self, prompt: str) -> list[int]:
@@ -192,6 +195,7 @@ class LlamaTextEngine:
         scanner = StopScanner(params.stop)
         completion = 0
         finish: FinishReason = "length"
+        stop_sequence: str | None = None
 
         def stop_requested(_ids: Any, _logits: Any) -> bool:
             return stop_event.is_set()
@@ -216,10 +220,10 @@ class LlamaTextEngine:
             completion += 1
             piece = llm.detokenize([token], prev_tokens=previous or None)
             previous = [token]
-            text, hit = scanner.feed(decoder.decode(piece))
+            text, stop_sequence = scanner.feed(decoder.decode(piece))
             if text:
                 yield TextChunk(text)
-            if hit:
+            if stop_sequence is not None:
                 finish = "stop"
                 break
             if stop_event.is_set():
@@ -229,9 +233,10 @@ class LlamaTextEngine:
         tokens.close()
         if stop_event.is_set() and finish != "stop":
             finish = "cancelled"
-        tail = scanner.flush() + decoder.decode(b"", final=True) if finish != "stop" else ""
+        # Text held back as a possible start of a stop sequence is the reply's own unless one matched.
+        tail = scanner.flush() + decoder.decode(b"", final=True) if stop_sequence is None else ""
         usage = Usage(prompt_tokens=len(prompt_tokens), completion_tokens=completion)
-        yield TextChunk(tail, finish_reason=finish, usage=usage)
+        yield TextChunk(tail, finish_reason=finish, usage=usage, stop_sequence=stop_sequence)
 
 
 class LlamaEmbeddingEngine:

@@ -19,9 +19,27 @@ class EngineError(Exception):
 
 
 class InvalidRequestError(EngineError):
-    """The request itself is wrong (bad parameter, empty text, ...)."""
+    """The request itself is wrong (bad parameter, empty text, ...). ``param`` names the culprit when known."""
 
     code = "invalid_request"
+
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
+
+
+class InvalidParameterError(InvalidRequestError):
+    """A parameter's value is outside its range (see RANGES). The message is "<param> <detail>"."""
+
+    code = "invalid_parameter"
+
+    def __init__(self, param: str, detail: str) -> None:
+        super().__init__(f"{param} {detail}", param=param)
+        self.detail = detail
+
+    def renamed(self, param: str) -> InvalidParameterError:
+        """The same refusal, naming the parameter as a dialect calls it (e.g. TGI's parameters.max_new_tokens)."""
+        return InvalidParameterError(param, self.detail)
 
 
 class ContextOverflowError(InvalidRequestError):
@@ -54,9 +72,113 @@ class ChatMessage:
     content: str
 
 
+def _number(value: float) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+@dataclass(frozen=True)
+class Range:
+    """The values one sampling parameter accepts. RANGES is the one table of them: SamplingParams, every API
+    dialect, the Playground's form and the API descriptions (OpenAPI, /api/, the card's API tab) read it."""
+
+    name: str
+    kind: Literal["number", "integer"]
+    low: float
+    high: float | None  # None: bounded by the model (max_tokens: its context)
+    description: str
+    low_open: bool = False  # low itself is refused
+    step: float = 1  # the Playground slider's step
+    slider_high: float | None = None  # where the slider ends when the range is wider than a slider can show
+
+    def text(self, high: float | None = None) -> str:
+        """The accepted values in words: "a number from 0 to 2"."""
+        high = self.high if high is None else high
+        noun = "an integer" if self.kind == "integer" else "a number"
+        low = f"above {_number(self.low)}" if self.low_open else f"from {_number(self.low)}"
+        if high is None:
+            return f"{noun} {'above' if self.low_open else 'of at least'} {_number(self.low)}"
+        return f"{noun} {low} {'and at most' if self.low_open else 'to'} {_number(high)}"
+
+    def accepts(self, value: object, high: float | None = None) -> bool:
+        high = self.high if high is None else high
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return False
+        if self.kind == "integer" and not (isinstance(value, int) or float(value).is_integer()):
+            return False
+        above = value > self.low if self.low_open else value >= self.low
+        return above and (high is None or value <= high)
+
+    def check(self, value: object, *, field: str | None = None, high: float | None = None) -> None:
+        """Refuse a value outside the range: InvalidParameterError naming `field` (the dialect's name for it)."""
+        if not self.accepts(value, high):
+            shown = _number(value) if isinstance(value, int | float) and not isinstance(value, bool) else repr(value)
+            raise InvalidParameterError(field or self.name, f"must be {self.text(high)} (got {shown})")
+
+
+MAX_STOP_SEQUENCES = 4
+RANGES: dict[str, Range] = {
+    r.name: r
+    for r in (
+        Range(
+            "temperature",
+            "number",
+            0,
+            2,
+            "Sampling temperature; 0 is greedy (deterministic), higher is more random.",
+            step=0.05,
+        ),
+        Range(
+            "top_p",
+            "number",
+            0,
+            1,
+            "Nucleus sampling: keep the smallest set of tokens whose probabilities add up to top_p.",
+            step=0.01,
+        ),
+        Range(
+            "top_k", "integer", 0, 100_000, "Keep only the k most likely tokens; 0 disables the limit.", slider_high=200
+        ),
+        Range(
+            "min_p",
+            "number",
+            0,
+            1,
+            "Drop tokens less likely than min_p times the most likely one; 0 disables it.",
+            step=0.01,
+        ),
+        Range(
+            "max_tokens",
+            "integer",
+            1,
+            None,
+            "The most tokens to generate; prompt plus output must fit in the model's context.",
+        ),
+        Range(
+            "presence_penalty",
+            "number",
+            -2,
+            2,
+            "Penalise tokens that already appeared, to encourage new topics.",
+            step=0.05,
+        ),
+        Range("frequency_penalty", "number", -2, 2, "Penalise tokens by how often they already appeared.", step=0.05),
+        Range(
+            "repetition_penalty",
+            "number",
+            0,
+            2,
+            "llama.cpp's repeat penalty; 1 is neutral, above 1 discourages repeats.",
+            low_open=True,
+            step=0.01,
+        ),
+        Range("seed", "integer", 0, 2**32 - 1, "The same seed and parameters give the same output; left out: random."),
+    )
+}
+
+
 @dataclass(frozen=True)
 class SamplingParams:
-    """Every knob that reaches llama.cpp's sampler. Values are validated here."""
+    """Every knob that reaches llama.cpp's sampler. Values are checked against RANGES here."""
 
     temperature: float = 0.7
     top_p: float = 1.0
@@ -70,22 +192,23 @@ class SamplingParams:
     stop: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        checks: list[tuple[str, bool]] = [
-            ("temperature must be between 0 and 2", 0.0 <= self.temperature <= 2.0),
-            ("top_p must be between 0 and 1", 0.0 <= self.top_p <= 1.0),
-            ("top_k must be 0 or more", self.top_k >= 0),
-            ("min_p must be between 0 and 1", 0.0 <= self.min_p <= 1.0),
-            ("max_tokens must be at least 1", self.max_tokens is None or self.max_tokens >= 1),
-            ("presence_penalty must be between -2 and 2", -2.0 <= self.presence_penalty <= 2.0),
-            ("frequency_penalty must be between -2 and 2", -2.0 <= self.frequency_penalty <= 2.0),
-            ("repetition_penalty must be between 0 and 2", 0.0 < self.repetition_penalty <= 2.0),
-            ("seed must be between 0 and 2**32-1", self.seed is None or 0 <= self.seed < 2**32),
-            ("at most 4 stop sequences", len(self.stop) <= 4),
-            ("stop sequences must not be empty", all(self.stop)),
-        ]
-        for message, ok in checks:
-            if not ok:
-                raise InvalidRequestError(message)
+        for name, range_ in RANGES.items():
+            value = getattr(self, name)
+            if value is not None or name not in ("max_tokens", "seed"):
+                range_.check(value)
+        check_stop(self.stop)
+
+
+def check_stop(stop: object, *, field: str = "stop") -> tuple[str, ...]:
+    """Stop sequences: a string or a list of at most MAX_STOP_SEQUENCES non-empty strings."""
+    stops = [stop] if isinstance(stop, str) else stop
+    if not isinstance(stops, list | tuple) or not all(isinstance(s, str) for s in stops):
+        raise InvalidParameterError(field, "must be a string or a list of strings")
+    if len(stops) > MAX_STOP_SEQUENCES:
+        raise InvalidParameterError(field, f"may hold at most {MAX_STOP_SEQUENCES} sequences (got {len(stops)})")
+    if not all(stops):
+        raise InvalidParameterError(field, "must not contain an empty sequence")
+    return tuple(stops)
 
 
 @dataclass(frozen=True)
@@ -102,11 +225,16 @@ class Usage:
 
 @dataclass(frozen=True)
 class TextChunk:
-    """One piece of a streamed reply. The last chunk has a finish reason and usage."""
+    """One piece of a streamed reply. The last chunk has a finish reason and usage.
+
+    When a stop sequence ended the reply, the last chunk's ``stop_sequence`` is the one that matched
+    (finish reason "stop", the text ends before it); an end-of-generation token leaves it None.
+    """
 
     text: str
     finish_reason: FinishReason | None = None
     usage: Usage | None = None
+    stop_sequence: str | None = None
 
 
 @dataclass(frozen=True)
@@ -114,6 +242,7 @@ class TextResult:
     text: str
     finish_reason: FinishReason
     usage: Usage
+    stop_sequence: str | None = None  # the stop sequence that ended the reply, as on TextChunk
 
 
 @dataclass(frozen=True)
@@ -143,6 +272,9 @@ class TranscriptionResult:
     language: str
     segments: list[Segment] = field(default_factory=list)
     usage: Usage = field(default_factory=Usage)
+
+
+SPEECH_SPEED = Range("speed", "number", 0.25, 4.0, "How fast the voice speaks; 1 is its natural pace.", step=0.05)
 
 
 @dataclass(frozen=True)

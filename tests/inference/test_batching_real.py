@@ -68,8 +68,33 @@ def test_concurrent_requests_each_get_their_own_reply_usage_and_finish(batched):
     assert results["hot"][1].usage.completion_tokens == 16
     text, last = results["stop"]
     assert last.finish_reason == "stop" and "5" not in text and "4" in text
+    assert last.stop_sequence == "5"
     for key, (messages, _) in requests.items():
         assert results[key][1].usage.prompt_tokens == len(batched.chat_prompt_tokens(messages))
+
+
+def test_each_sequence_reports_the_stop_sequence_that_ended_it(batched):
+    """Side by side: ended by a stop sequence (the earliest in the text, whatever the list's order), by
+    the end-of-generation token, by max_tokens, and by the end of text while a stop's start is held back."""
+    count = ask("Count from 1 to 10, comma separated.")
+    paris = ask("What is the capital of France? One word.")
+    full = run_together(batched, {"paris": (paris, SamplingParams(temperature=0, max_tokens=30))})["paris"][0]
+    assert full.strip()
+    requests = {
+        "earliest": (count, SamplingParams(temperature=0, max_tokens=60, stop=("7", "5"))),
+        "eog": (paris, SamplingParams(temperature=0, max_tokens=30, stop=("zebra",))),
+        "length": (count, SamplingParams(temperature=0, max_tokens=3, stop=("zebra",))),
+        "held": (paris, SamplingParams(temperature=0, max_tokens=30, stop=(full[-2:] + "zebra",))),
+    }
+    results = run_together(batched, requests)
+    text, last = results["earliest"]
+    assert (last.finish_reason, last.stop_sequence) == ("stop", "5")
+    assert "4" in text and "5" not in text
+    assert (results["eog"][1].finish_reason, results["eog"][1].stop_sequence) == ("stop", None)
+    assert results["eog"][0] == full
+    assert (results["length"][1].finish_reason, results["length"][1].stop_sequence) == ("length", None)
+    assert (results["held"][1].finish_reason, results["held"][1].stop_sequence) == ("stop", None)
+    assert results["held"][0] == full  # the held-back end is the reply's own: it comes out at the end
 
 
 def test_a_seed_reproduces_alone_and_alongside_other_requests(batched):

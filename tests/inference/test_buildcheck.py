@@ -96,6 +96,7 @@ def test_signal_names_say_what_happened():
     assert signal_name(-11) == "SIGSEGV (segmentation fault)"
 
 
+@pytest.mark.real_model
 def test_a_build_that_dies_by_sigill_is_replaced_by_one_without_amx_and_the_setup_says_so(tmp_path, monkeypatch):
     monkeypatch.setenv(FAULT_ENV, "SIGILL@native")  # the native build "faults", the portable one runs
     installer = FakeInstaller()
@@ -111,6 +112,7 @@ def test_a_build_that_dies_by_sigill_is_replaced_by_one_without_amx_and_the_setu
     assert Record.load(tmp_path / "engine-build.json") == record
 
 
+@pytest.mark.real_model
 def test_when_every_build_dies_the_setup_stops_naming_the_signal_the_cpu_flags_and_a_command(tmp_path, monkeypatch):
     monkeypatch.setenv(FAULT_ENV, "SIGILL")
     installer = FakeInstaller()
@@ -124,6 +126,7 @@ def test_when_every_build_dies_the_setup_stops_naming_the_signal_the_cpu_flags_a
     assert not (tmp_path / "engine-build.json").exists()  # nothing proven, nothing recorded
 
 
+@pytest.mark.real_model
 def test_operator_flags_are_proved_but_never_replaced(tmp_path, monkeypatch):
     monkeypatch.setenv(FAULT_ENV, "SIGSEGV")
     installer = FakeInstaller()
@@ -132,6 +135,7 @@ def test_operator_flags_are_proved_but_never_replaced(tmp_path, monkeypatch):
     assert [v.name for v in installer.installed] == ["custom"]
 
 
+@pytest.mark.real_model
 def test_a_proven_build_is_reused_on_the_same_cpu_and_rebuilt_on_another(tmp_path):
     smollm2 = [target("smollm2-135m-instruct")]
     first, _ = prove(tmp_path, smollm2)
@@ -155,6 +159,7 @@ def test_a_model_that_fails_without_crashing_stops_the_setup_with_its_error(tmp_
         prove(tmp_path, [broken])
 
 
+@pytest.mark.real_model
 def test_speech_that_crashes_is_proved_again_with_its_dispatch_capped_and_the_site_keeps_the_caps(
     tmp_path, monkeypatch
 ):
@@ -176,6 +181,7 @@ class NoCudaCompiler(FakeInstaller):
             raise SetupError("pip wheel failed (exit 1):\nnvcc fatal: unsupported GPU architecture")
 
 
+@pytest.mark.real_model
 def test_with_a_gpu_cuda_builds_come_first_and_a_failing_one_falls_back_to_the_cpu_builds(tmp_path, monkeypatch):
     smollm2 = [target("smollm2-135m-instruct")]
     record, said = prove(tmp_path, smollm2, gpu="NVIDIA H200", installer=(installer := NoCudaCompiler()))

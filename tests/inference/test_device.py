@@ -118,6 +118,7 @@ def test_model_on_cpu_decision_never_tries_the_gpu():
     assert seen == [False] and loaded.device == "cpu" and loaded.note == ""
 
 
+@pytest.mark.real_model
 def test_real_whisper_forced_onto_cuda_without_its_libraries_runs_on_the_cpu_and_names_them():
     from inference.pool import build_engine
     from inference.speech import load_cuda_libraries
@@ -130,6 +131,7 @@ def test_real_whisper_forced_onto_cuda_without_its_libraries_runs_on_the_cpu_and
     assert loaded.engine.compute_type == "int8"
 
 
+@pytest.mark.real_model
 def test_real_llama_forced_onto_cuda_by_a_cpu_build_says_it_runs_on_the_cpu():
     from inference.device import PROBES
     from inference.pool import build_engine

@@ -194,3 +194,28 @@ def test_the_engine_thread_runs_at_the_configured_nice_value_and_the_caller_is_u
     plain = ModelWorker("m", lambda: LoadedEngine(Gate(), "cpu"))
     assert plain.submit(niceness).result() == [base]
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == base
+
+
+# -- the fake text engine: why it stopped ---------------------------------------------------------------------------
+
+
+def fake_reply(**params: Any) -> tuple[str, Any]:
+    chunks = list(FakeTextEngine().chat([ChatMessage("user", "hello")], SamplingParams(seed=3, **params)))
+    return "".join(c.text for c in chunks), chunks[-1]
+
+
+def test_fake_engine_names_the_earliest_stop_sequence_that_ended_the_reply():
+    text, last = fake_reply(stop=("hello", "said"))  # "You said: hello ...": "said" comes first in the text
+    assert (text, last.finish_reason, last.stop_sequence) == ("You ", "stop", "said")
+
+
+def test_fake_engine_end_of_text_and_max_tokens_name_no_stop_sequence():
+    full, last = fake_reply()
+    assert (last.finish_reason, last.stop_sequence) == ("stop", None)
+    text, last = fake_reply(stop=("zebra",))
+    assert (text, last.finish_reason, last.stop_sequence) == (full, "stop", None)
+    text, last = fake_reply(max_tokens=2, stop=("zebra",))
+    assert (text, last.finish_reason, last.stop_sequence) == ("You said:", "length", None)
+    # A stop sequence that starts with the reply's last word holds it back; the end of text lets it out.
+    text, last = fake_reply(stop=(full.split()[-1] + "!",))
+    assert (text, last.finish_reason, last.stop_sequence) == (full, "stop", None)

@@ -6,6 +6,7 @@ import threading
 
 import pytest
 
+from inference.text import StopScanner
 from inference.types import ChatMessage, ContextOverflowError, InvalidRequestError, SamplingParams, TextChunk
 
 QUESTION = [
@@ -53,8 +54,53 @@ def test_stop_sequence_ends_the_text_before_it(smollm2):
     stop = "Paris"
     text, last = run(smollm2.chat(QUESTION, SamplingParams(temperature=0, max_tokens=30, stop=(stop,))))
     assert last.finish_reason == "stop"
+    assert last.stop_sequence == stop
     assert text == full[: full.index(stop)]
     assert stop not in text
+
+
+def test_the_last_chunk_names_the_earliest_stop_sequence_in_the_text(smollm2):
+    full, _ = run(smollm2.chat(QUESTION, SamplingParams(temperature=0, max_tokens=30)))
+    first, later = full.split()[1], "Paris"
+    assert 0 < full.index(first) < full.index(later)
+    # Listed later, matched first: the text decides, not the order of the list.
+    params = SamplingParams(temperature=0, max_tokens=30, stop=(later, first))
+    text, last = run(smollm2.chat(QUESTION, params))
+    assert (last.finish_reason, last.stop_sequence) == ("stop", first)
+    assert text == full[: full.index(first)]
+
+
+def test_end_of_text_and_max_tokens_name_no_stop_sequence(smollm2):
+    full, _ = run(smollm2.chat(QUESTION, SamplingParams(temperature=0, max_tokens=30)))
+    unseen = ("zebra",)
+    text, last = run(smollm2.chat(QUESTION, SamplingParams(temperature=0, max_tokens=30, stop=unseen)))
+    assert (last.finish_reason, last.stop_sequence) == ("stop", None)
+    assert text == full
+    text, last = run(smollm2.chat(QUESTION, SamplingParams(temperature=0, max_tokens=3, stop=unseen)))
+    assert (last.finish_reason, last.stop_sequence) == ("length", None)
+    assert text and full.startswith(text)
+
+
+def test_end_of_text_keeps_text_held_back_for_a_stop_that_never_completed(smollm2):
+    full, _ = run(smollm2.chat(QUESTION, SamplingParams(temperature=0, max_tokens=30)))
+    # A stop sequence that starts with the reply's last characters: they are held back until the end.
+    held = (full[-3:] + "zebra",)
+    text, last = run(smollm2.chat(QUESTION, SamplingParams(temperature=0, max_tokens=30, stop=held)))
+    assert (last.finish_reason, last.stop_sequence) == ("stop", None)
+    assert text == full
+
+
+def test_stop_scanner_names_the_stop_that_matched_across_pieces():
+    scanner = StopScanner(["END", "STOP"])
+    assert scanner.feed("abc EN") == ("abc ", None)  # "EN" may start "END": held back
+    assert scanner.feed("D more") == ("", "END")
+    assert StopScanner(["END", "STOP"]).feed("x STOP y END") == ("x ", "STOP")
+    assert StopScanner([]).feed("anything") == ("anything", None)
+    tie = StopScanner(["abc", "ab"])
+    assert tie.feed("xabc") == ("x", "ab")  # same start: the shorter one, as the text ends there first
+    unfinished = StopScanner(["END"])
+    assert unfinished.feed("the EN") == ("the ", None)
+    assert unfinished.flush() == "EN"
 
 
 def test_stop_flag_from_another_thread_ends_generation_within_one_token(smollm2):
