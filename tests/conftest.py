@@ -35,6 +35,48 @@ FAKE_SPECS = [
 ]
 
 
+# Marks for what a test needs beyond this process and the fake engines, so that the fast tests can run alone:
+#   ./dev test -m "not real_model and not live_server and not browser and not scale_out"
+# CI and a plain `./dev test` run everything. They are given here, by where a test lives and by the fixtures it
+# uses, so a new test there is marked without anyone remembering to; a test that builds a real engine inline
+# (no fixture says so) carries @pytest.mark.real_model itself.
+TESTS = Path(__file__).resolve().parent
+LIVE_REAL = ("live_server", "real_model")  # a live_site() (tests/livesite.py) serving the repo's real catalog
+MARKS_BY_DIRECTORY = {
+    "browser": ("browser", *LIVE_REAL),  # Playwright and Chromium against a live site
+    "load": LIVE_REAL,  # a burst of streams against a live site
+    "scaleout": ("scale_out", *LIVE_REAL),  # nginx, two web processes and two workers on PostgreSQL and Redis
+}
+MARKS_BY_FILE = {
+    "bulk/test_worker_process.py": ("scale_out", "real_model"),  # manage.py bulk_worker processes, killed and resumed
+    "bulk/test_redis_queue.py": ("scale_out", "real_model"),  # the same on the Redis queue
+}
+REAL_FILE_SUFFIX = "_real.py"  # tests/inference/test_*_real.py: the real engines themselves
+MARKS_BY_FIXTURE = {
+    **dict.fromkeys(("smollm2", "gemma", "minilm", "whisper_tiny", "whisper_base", "piper"), ("real_model",)),
+    "real_pool": ("real_model",),  # tests/studio: a pool of the real speech models
+    "fox_wav": ("real_model",),  # tests/api: speech made by the real Piper voice
+    **dict.fromkeys(("live", "site", "server"), LIVE_REAL),  # the live sites of tests/api, api_tgi, catalog, ...
+    "fuzz_site": ("live_server",),  # tests/api/test_fuzz.py: a live site whose catalog is all fake engines
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        try:
+            path = item.path.resolve().relative_to(TESTS)
+        except ValueError:
+            continue
+        names: set[str] = set(MARKS_BY_DIRECTORY.get(path.parts[0], ()))
+        names.update(MARKS_BY_FILE.get(path.as_posix(), ()))
+        if path.name.endswith(REAL_FILE_SUFFIX):
+            names.add("real_model")
+        for fixture in getattr(item, "fixturenames", ()):
+            names.update(MARKS_BY_FIXTURE.get(fixture, ()))
+        for name in sorted(names - {mark.name for mark in item.iter_markers()}):
+            item.add_marker(name)
+
+
 def make_fake_pool(max_queue: int = 100) -> EnginePool:
     return EnginePool(
         FAKE_SPECS, device=DeviceDecision("cpu", "tests use fake engines"), threads=1, max_queue=max_queue

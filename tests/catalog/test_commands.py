@@ -34,6 +34,7 @@ def test_warm_models_loads_and_reports_devices(fake_pool):
     assert fake_pool.workers["fake-embed"].state == "not_loaded"
 
 
+@pytest.mark.real_model
 def test_generate_streams_from_a_real_model():
     engines.set_pool(None)  # the pool built from settings: the repo catalog, real engines
     try:
