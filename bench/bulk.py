@@ -49,7 +49,7 @@ from playground import engines  # noqa: E402
 from playground.bulk.models import BulkItem, Dataset, Prompt  # noqa: E402
 from playground.bulk.processing import job_process  # noqa: E402
 from playground.bulk.services import dataset_upload, job_create  # noqa: E402
-from playground.catalog.services import sampling_params  # noqa: E402
+from playground.serving import sampling_params  # noqa: E402
 
 MODEL = "smollm2-135m-instruct"
 TOPICS = ["the sea", "a mountain", "bread", "a library", "rain", "a bicycle", "tea", "the moon"]

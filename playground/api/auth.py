@@ -10,7 +10,8 @@ from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from inference import EngineError
-from playground.api.errors import ApiError, error_response, from_engine_error
+from playground.api.http import error_response
+from playground.contract.errors import Problem, problem
 from playground.tokens.services import token_authenticate
 from playground.tokens.throttle import auth_failure_record, ban_remaining, client_address
 from playground.usage.services import Caller, caller_set
@@ -33,11 +34,9 @@ def api_view(view: AsyncView) -> AsyncView:
             address = client_address(peer=request.META.get("REMOTE_ADDR", ""), headers=request.headers)
             banned_for = await sync_to_async(ban_remaining)(address=address)
             if banned_for > 0:
-                raise ApiError(
-                    403,
+                raise Problem(
+                    "banned",
                     f"too many failed authentication attempts from {address}; banned for {banned_for} more seconds",
-                    type="permission_error",
-                    code="banned",
                     headers={"Retry-After": str(banned_for)},
                 )
             raw = _bearer(request)
@@ -45,20 +44,12 @@ def api_view(view: AsyncView) -> AsyncView:
             if token is None:
                 await sync_to_async(auth_failure_record)(address=address)
                 message = "invalid API token" if raw else "missing API token: send Authorization: Bearer <token>"
-                raise ApiError(
-                    401,
-                    message,
-                    type="authentication_error",
-                    code="invalid_api_key",
-                    headers={"WWW-Authenticate": "Bearer"},
-                )
+                raise Problem("invalid_api_key", message, headers={"WWW-Authenticate": "Bearer"})
             request.api_token = token  # type: ignore[attr-defined]
             request.api_user = token.user  # type: ignore[attr-defined]
             caller_set(Caller(user=token.user, token=token, source="api", endpoint=request.path))
             return await view(request, *args, **kwargs)
-        except ApiError as exc:
-            return error_response(exc)
-        except EngineError as exc:
-            return error_response(from_engine_error(exc))
+        except EngineError as exc:  # a Problem, or an engine's refusal
+            return error_response(problem(exc))
 
     return csrf_exempt(wrapper)

@@ -75,7 +75,7 @@ def api_docs(request: HttpRequest) -> HttpResponse:
         "base_url": base,
         "document": document,
         "groups": [(tag, [row for row in rows if row.tag == tag]) for tag in ("OpenAI", "TGI", "Service")],
-        "errors": sorted(openapi.ERRORS, key=lambda row: row.status),
+        "errors": openapi.error_rows(),
         "error_example": json.dumps(document["components"]["schemas"]["Error"]["examples"][0], indent=2),
         "auth_limit": settings.PLAYGROUND_AUTH_FAILURE_LIMIT,
         "auth_window": settings.PLAYGROUND_AUTH_FAILURE_WINDOW,

@@ -1,7 +1,6 @@
-"""The API's OpenAPI 3.1 document, built from the catalog and the same ranges the server enforces.
-
-One dict serves GET /v1/openapi.json and the readable page at /api/ (its endpoints and errors tables), so the two
-cannot disagree. Sampling ranges come from SamplingParams' own checks, field texts from the card's API tab.
+"""The API's OpenAPI 3.1 document. Its request and response schemas are generated from the contract's models
+(playground/contract), the ones that validate and render, and its errors from the one vocabulary (CODES), so
+the document, the /api/ page built from it and the server cannot disagree.
 """
 
 from __future__ import annotations
@@ -10,11 +9,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
+from pydantic import BaseModel
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from inference import ModelSpec
-from playground import engines
-from playground.api import tgi
-from playground.catalog.schemas import DESCRIPTIONS
+from inference.audioformat import FORMATS, available
+from playground import engines, serving
+from playground.contract import openai, tgi
+from playground.contract.errors import CODES, Code, Problem
 
 OPENAPI_VERSION = "3.1.0"
 JSON = "application/json"
@@ -29,54 +31,21 @@ class ErrorRow:
     when: str
 
 
-# Every refusal the API makes, in the order a request meets them.
-ERRORS: tuple[ErrorRow, ...] = (
-    ErrorRow(
-        403,
-        "permission_error",
-        "banned",
-        "The client address is banned after too many failed authentications; Retry-After gives the seconds left.",
-    ),
-    ErrorRow(
-        401,
-        "authentication_error",
-        "invalid_api_key",
-        "No Authorization: Bearer header, or the token is unknown, revoked or expired.",
-    ),
-    ErrorRow(
-        405, "invalid_request_error", "method_not_allowed", "Wrong HTTP method; the Allow header names the right one."
-    ),
-    ErrorRow(413, "invalid_request_error", "request_too_large", "The body is larger than PLAYGROUND_MAX_BODY_BYTES."),
-    ErrorRow(
-        400,
-        "invalid_request_error",
-        "invalid_json, unknown_parameter, unsupported_parameter, invalid_type, invalid_parameter, "
-        "missing_required_parameter, image_input_not_supported, context_length_exceeded, ...",
-        "Something in the request is wrong; param names the field (e.g. temperature, parameters.top_p, inputs).",
-    ),
-    ErrorRow(
-        404,
-        "invalid_request_error",
-        "model_not_found, unknown_url",
-        "The model does not exist, or it serves another task than the endpoint (e.g. an embeddings model on "
-        "/v1/chat/completions or /generate).",
-    ),
-    ErrorRow(
-        429,
-        "rate_limit_error",
-        "queue_full",
-        "The model's waiting line is full (PLAYGROUND_MAX_QUEUE); retry after Retry-After seconds "
-        "(also retry_after in the error object).",
-    ),
-    ErrorRow(503, "server_error", "model_load_failed", "The model's weights could not be loaded."),
-    ErrorRow(
-        504,
-        "timeout_error",
-        "timeout",
-        "The request ran longer than PLAYGROUND_REQUEST_TIMEOUT seconds (queue wait included); the engine was "
-        "stopped. A stream that has already started ends with an error event instead.",
-    ),
-)
+def error_rows() -> list[ErrorRow]:
+    """Every refusal the API makes, one row per status, from the one vocabulary (CODES)."""
+    rows: dict[int, list[Code]] = {}
+    for code in CODES.values():
+        rows.setdefault(code.status, []).append(code)
+    return [
+        ErrorRow(
+            status=status,
+            type=", ".join(dict.fromkeys(c.type for c in codes)),
+            codes=", ".join(c.code for c in codes),
+            when=" ".join(f"{c.code}: {c.when}" for c in codes),
+        )
+        for status, codes in sorted(rows.items())
+    ]
+
 
 _RESPONSE_NAMES = {
     400: "BadRequest",
@@ -86,152 +55,58 @@ _RESPONSE_NAMES = {
     405: "MethodNotAllowed",
     413: "PayloadTooLarge",
     429: "TooManyRequests",
+    500: "InternalServerError",
     503: "ServiceUnavailable",
     504: "GatewayTimeout",
+}
+REF_TEMPLATE = "#/components/schemas/{model}"
+# The task(s) whose model ids go into each request schema's model field as examples.
+MODEL_TASKS = {
+    "ChatCompletionRequest": ("text-to-text",),
+    "CompletionRequest": ("text-completion",),
+    "EmbeddingRequest": ("embeddings",),
+    "SpeechRequest": ("text-to-speech",),
+    "TranscriptionRequest": ("speech-to-text",),
 }
 
 
 def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
+    return {"$ref": REF_TEMPLATE.format(model=name)}
 
 
 def _model_ids(specs: list[ModelSpec], *tasks: str) -> list[str]:
     return [s.id for s in specs if s.task in tasks]
 
 
-def _model_field(specs: list[ModelSpec], *tasks: str) -> dict[str, Any]:
-    ids = _model_ids(specs, *tasks)
-    listed = ", ".join(ids) if ids else "none configured"
-    field: dict[str, Any] = {"type": "string", "description": f"The model id. On this server: {listed}."}
-    if ids:
-        field["examples"] = ids[:3]
-    return field
-
-
-def _sampling_properties(*, max_tokens_name: str = "max_tokens") -> dict[str, Any]:
-    """The sampling knobs with SamplingParams' ranges (the server refuses values outside them, never clamps)."""
-    return {
-        "temperature": {
-            "type": "number",
-            "minimum": 0,
-            "maximum": 2,
-            "description": DESCRIPTIONS["temperature"] + " Left out: the model's catalog default.",
-        },
-        "top_p": {"type": "number", "minimum": 0, "maximum": 1, "description": DESCRIPTIONS["top_p"]},
-        "top_k": {"type": "integer", "minimum": 0, "description": DESCRIPTIONS["top_k"]},
-        "min_p": {
-            "type": "number",
-            "minimum": 0,
-            "maximum": 1,
-            "description": "Drop tokens less likely than min_p times the most likely one. Extension to the OpenAI API.",
-        },
-        max_tokens_name: {
-            "type": "integer",
-            "minimum": 1,
-            "description": DESCRIPTIONS["max_tokens"] + " At most the model's context (see GET /v1/models).",
-        },
-        "presence_penalty": {
-            "type": "number",
-            "minimum": -2,
-            "maximum": 2,
-            "description": DESCRIPTIONS["presence_penalty"],
-        },
-        "frequency_penalty": {
-            "type": "number",
-            "minimum": -2,
-            "maximum": 2,
-            "description": DESCRIPTIONS["frequency_penalty"],
-        },
-        "repetition_penalty": {
-            "type": "number",
-            "exclusiveMinimum": 0,
-            "maximum": 2,
-            "description": DESCRIPTIONS["repetition_penalty"],
-        },
-        "seed": {
-            "type": "integer",
-            "minimum": 0,
-            "maximum": 2**32 - 1,
-            "description": "The same seed and parameters give the same output. Left out: random.",
-        },
-        "stop": {
-            "oneOf": [
-                {"type": "string", "minLength": 1},
-                {"type": "array", "items": {"type": "string", "minLength": 1}, "maxItems": 4},
-            ],
-            "description": "Up to 4 sequences; generation stops before them (they are not returned).",
-        },
-    }
-
-
-def _openai_text_common() -> dict[str, Any]:
-    return {
-        **_sampling_properties(),
-        "stream": {"type": "boolean", "default": False, "description": "true: server-sent events (text/event-stream)."},
-        "stream_options": {
-            "type": "object",
-            "properties": {
-                "include_usage": {
-                    "type": "boolean",
-                    "description": "Send one more chunk before [DONE] with usage and empty choices.",
-                }
-            },
-            "additionalProperties": False,
-        },
-        "service_tier": {
-            "type": "string",
-            "enum": ["auto", "default", "gpu", "gpuflex"],
-            "description": "auto/default run where the model runs; gpu/gpuflex insist on the GPU (400 when this "
-            "server has none). Also accepted as the query parameter ?serviceTier=. The response says where it "
-            "ran (service_tier and the X-Service-Tier header).",
-        },
-        "user": {"type": "string", "description": "Accepted and ignored."},
-        "n": {"type": "integer", "enum": [1], "description": "Only 1."},
-        "logprobs": {"type": "boolean", "enum": [False], "description": "Only false."},
-    }
-
-
-def _usage_schema() -> dict[str, Any]:
-    return {
-        "type": "object",
-        "properties": {
-            "prompt_tokens": {"type": "integer"},
-            "completion_tokens": {"type": "integer"},
-            "total_tokens": {"type": "integer"},
-        },
-        "required": ["prompt_tokens", "completion_tokens", "total_tokens"],
-    }
+def _contract_schemas(specs: list[ModelSpec]) -> dict[str, Any]:
+    """Every request and response schema, generated from the contract's models (the ones that validate)."""
+    models: list[tuple[type[BaseModel], JsonSchemaMode]] = [
+        *((m, "validation") for m in (*openai.REQUESTS, *tgi.REQUESTS)),
+        *((m, "serialization") for m in (*openai.RESPONSES, *tgi.RESPONSES)),
+    ]
+    _, top = models_json_schema(models, ref_template=REF_TEMPLATE)
+    schemas: dict[str, Any] = top["$defs"]
+    for name, tasks in MODEL_TASKS.items():
+        ids = _model_ids(specs, *tasks)
+        field = schemas[name]["properties"]["model"]
+        field["description"] += f" On this server: {', '.join(ids) if ids else 'none configured'}."
+        if ids:
+            field["examples"] = ids[:3]
+    stt = schemas["TranscriptionRequest"]
+    audio = {"type": "string", "format": "binary", "description": "The audio."}
+    stt["properties"] = {"file": audio, **stt["properties"]}
+    stt["required"] = ["file", *stt.get("required", [])]
+    speech_format = schemas["SpeechRequest"]["properties"]["response_format"]
+    speech_format["anyOf"] = [{"type": "string", "enum": list(available())}, {"type": "null"}]
+    return schemas
 
 
 def _schemas(specs: list[ModelSpec]) -> dict[str, Any]:
-    finish = {"type": ["string", "null"], "enum": ["stop", "length", "cancelled", None]}
-    chat_message = {
-        "type": "object",
-        "properties": {
-            "role": {"type": "string", "enum": ["system", "developer", "user", "assistant"]},
-            "content": {"type": "string"},
-        },
-        "required": ["role", "content"],
-    }
-    text_head = {
-        "id": {"type": "string"},
-        "object": {"type": "string"},
-        "created": {"type": "integer"},
-        "model": {"type": "string"},
-        "service_tier": {"type": "string", "enum": ["cpu", "gpu"], "description": "Where the request ran."},
-    }
-    tgi_token = {
-        "type": "object",
-        "properties": {
-            "id": {"type": "integer", "description": "The piece's position in the reply (not a vocabulary id)."},
-            "text": {"type": "string"},
-            "logprob": {"type": ["number", "null"], "description": "Always null: the engine reports no logprobs."},
-            "special": {"type": "boolean", "description": "true only for the empty end-of-sequence piece."},
-        },
-        "required": ["id", "text", "logprob", "special"],
-    }
-    tgi_finish = {"type": "string", "enum": ["length", "eos_token", "stop_sequence"]}
+    example = Problem(
+        "invalid_parameter", "temperature must be a number from 0 to 2 (got 5)", param="temperature"
+    ).body()
     return {
+        **_contract_schemas(specs),
         "Error": {
             "type": "object",
             "properties": {
@@ -239,11 +114,8 @@ def _schemas(specs: list[ModelSpec]) -> dict[str, Any]:
                     "type": "object",
                     "properties": {
                         "message": {"type": "string", "description": "What went wrong, for a person."},
-                        "type": {
-                            "type": "string",
-                            "enum": sorted({row.type for row in ERRORS}),
-                        },
-                        "code": {"type": ["string", "null"], "description": "Machine-readable reason."},
+                        "type": {"type": "string", "enum": sorted({c.type for c in CODES.values()})},
+                        "code": {"type": "string", "enum": list(CODES), "description": "Machine-readable reason."},
                         "param": {"type": "string", "description": "The request field at fault, when there is one."},
                         "retry_after": {"type": "integer", "description": "Seconds to wait (429 only)."},
                     },
@@ -251,415 +123,54 @@ def _schemas(specs: list[ModelSpec]) -> dict[str, Any]:
                 }
             },
             "required": ["error"],
-            "examples": [
-                {
-                    "error": {
-                        "message": "temperature must be between 0 and 2",
-                        "type": "invalid_request_error",
-                        "code": "invalid_parameter",
-                        "param": "temperature",
-                    }
-                }
-            ],
+            "examples": [example],
         },
-        "Usage": _usage_schema(),
-        "Model": {
-            "type": "object",
-            "properties": {
-                "id": {"type": "string"},
-                "object": {"const": "model"},
-                "created": {"type": "integer"},
-                "owned_by": {"type": "string"},
-                "name": {"type": "string"},
-                "task": {
-                    "type": "string",
-                    "enum": ["text-to-text", "text-completion", "embeddings", "speech-to-text", "text-to-speech"],
-                },
-                "capabilities": {"type": "array", "items": {"type": "string"}},
-                "context_length": {"type": ["integer", "null"], "description": "Tokens this server serves."},
-            },
-            "required": ["id", "object", "created", "owned_by"],
-        },
-        "ModelList": {
-            "type": "object",
-            "properties": {"object": {"const": "list"}, "data": {"type": "array", "items": _ref("Model")}},
-            "required": ["object", "data"],
-        },
-        "ChatMessage": chat_message,
-        "ChatCompletionRequest": {
-            "type": "object",
-            "properties": {
-                "model": _model_field(specs, "text-to-text"),
-                "messages": {
-                    "type": "array",
-                    "items": _ref("ChatMessage"),
-                    "minItems": 1,
-                    "description": "The conversation so far; must fit in the model's context with max_tokens.",
-                },
-                **_openai_text_common(),
-                "max_completion_tokens": {"type": "integer", "minimum": 1, "description": "Same as max_tokens."},
-            },
-            "required": ["model", "messages"],
-            "additionalProperties": False,
-        },
-        "ChatCompletion": {
-            "type": "object",
-            "properties": {
-                **text_head,
-                "choices": {
-                    "type": "array",
-                    "items": {
-                        "type": "object",
-                        "properties": {
-                            "index": {"type": "integer"},
-                            "message": _ref("ChatMessage"),
-                            "finish_reason": finish,
-                        },
-                    },
-                },
-                "usage": _ref("Usage"),
-            },
-        },
-        "ChatCompletionChunk": {
-            "type": "object",
-            "description": "One server-sent event of a streamed chat completion.",
-            "properties": {
-                **text_head,
-                "choices": {
-                    "type": "array",
-                    "items": {
-                        "type": "object",
-                        "properties": {
-                            "index": {"type": "integer"},
-                            "delta": {
-                                "type": "object",
-                                "properties": {"role": {"type": "string"}, "content": {"type": "string"}},
-                            },
-                            "finish_reason": finish,
-                        },
-                    },
-                },
-                "usage": {"oneOf": [_ref("Usage"), {"type": "null"}]},
-            },
-        },
-        "CompletionRequest": {
-            "type": "object",
-            "properties": {
-                "model": _model_field(specs, "text-completion"),
-                "prompt": {"type": "string", "minLength": 1, "description": "The text to continue (no template)."},
-                **_openai_text_common(),
-            },
-            "required": ["model", "prompt"],
-            "additionalProperties": False,
-        },
-        "Completion": {
-            "type": "object",
-            "description": "The whole reply, or (streamed) one server-sent event with the new text.",
-            "properties": {
-                **text_head,
-                "choices": {
-                    "type": "array",
-                    "items": {
-                        "type": "object",
-                        "properties": {
-                            "index": {"type": "integer"},
-                            "text": {"type": "string"},
-                            "finish_reason": finish,
-                        },
-                    },
-                },
-                "usage": _ref("Usage"),
-            },
-        },
-        "EmbeddingRequest": {
-            "type": "object",
-            "properties": {
-                "model": _model_field(specs, "embeddings"),
-                "input": {
-                    "oneOf": [
-                        {"type": "string", "minLength": 1},
-                        {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1},
-                    ],
-                    "description": "The texts to embed; one vector per text, in order; each within the model's "
-                    "context.",
-                },
-                "encoding_format": {"type": "string", "enum": ["float", "base64"], "default": "float"},
-                "dimensions": {
-                    "type": "integer",
-                    "minimum": 1,
-                    "description": "Only the model's own dimension count.",
-                },
-                "user": {"type": "string"},
-                "service_tier": {"type": "string", "enum": ["auto", "default", "gpu", "gpuflex"]},
-            },
-            "required": ["model", "input"],
-            "additionalProperties": False,
-        },
-        "EmbeddingList": {
-            "type": "object",
-            "properties": {
-                "object": {"const": "list"},
-                "model": {"type": "string"},
-                "data": {
-                    "type": "array",
-                    "items": {
-                        "type": "object",
-                        "properties": {
-                            "object": {"const": "embedding"},
-                            "index": {"type": "integer"},
-                            "embedding": {
-                                "oneOf": [
-                                    {"type": "array", "items": {"type": "number"}},
-                                    {"type": "string", "description": "base64 of little-endian float32"},
-                                ]
-                            },
-                        },
-                    },
-                },
-                "usage": {
-                    "type": "object",
-                    "properties": {"prompt_tokens": {"type": "integer"}, "total_tokens": {"type": "integer"}},
-                },
-            },
-        },
-        "TranscriptionRequest": {
-            "type": "object",
-            "properties": {
-                "file": {
-                    "type": "string",
-                    "format": "binary",
-                    "description": "The audio (WAV, MP3, OGG, FLAC, ...); at most PLAYGROUND_MAX_BODY_BYTES.",
-                },
-                "model": _model_field(specs, "speech-to-text"),
-                "language": {
-                    "type": "string",
-                    "description": "ISO-639-1 code of the spoken language; left out, it is detected.",
-                },
-                "prompt": {"type": "string", "description": "Refused when set: the engine has no prompt conditioning."},
-                "temperature": {"type": "number", "enum": [0], "description": "Only 0 (greedy decoding)."},
-                "response_format": {
-                    "type": "string",
-                    "enum": ["json", "text", "srt", "vtt", "verbose_json"],
-                    "default": "json",
-                },
-            },
-            "required": ["file", "model"],
-        },
-        "Transcription": {
-            "type": "object",
-            "properties": {
-                "text": {"type": "string"},
-                "language": {"type": "string", "description": "verbose_json only"},
-                "duration": {"type": "number", "description": "verbose_json only: seconds of audio"},
-                "segments": {
-                    "type": "array",
-                    "description": "verbose_json only",
-                    "items": {
-                        "type": "object",
-                        "properties": {
-                            "id": {"type": "integer"},
-                            "start": {"type": "number"},
-                            "end": {"type": "number"},
-                            "text": {"type": "string"},
-                        },
-                    },
-                },
-            },
-            "required": ["text"],
-        },
-        "SpeechRequest": {
-            "type": "object",
-            "properties": {
-                "model": _model_field(specs, "text-to-speech"),
-                "input": {"type": "string", "minLength": 1, "maxLength": 4096, "description": "The text to speak."},
-                "voice": {
-                    "type": "string",
-                    "description": '"default", the model id, or one of OpenAI\'s voice names (alloy, ash, ballad, '
-                    "cedar, coral, echo, fable, marin, nova, onyx, sage, shimmer, verse), each spoken with the "
-                    "model's one voice.",
-                },
-                "speed": {"type": "number", "minimum": 0.25, "maximum": 4, "default": 1},
-                "response_format": {"type": "string", "enum": ["wav"], "default": "wav"},
-                "service_tier": {"type": "string", "enum": ["auto", "default", "gpu", "gpuflex"]},
-            },
-            "required": ["model", "input"],
-            "additionalProperties": False,
-        },
-        "GenerateParameters": {
-            "type": "object",
-            "description": "TGI's parameters. Also accepted at their neutral value only (TGI clients send them): "
-            + ", ".join(
-                f"{name} ({' or '.join(str(v).lower() for v in values)})"
-                for name, values in tgi.NEUTRAL_PARAMETERS.items()
-            )
-            + ". Any other key is refused with a 400 naming it.",
-            "properties": {
-                "max_new_tokens": {
-                    "type": "integer",
-                    "minimum": 1,
-                    "description": "The most tokens to generate (our max_tokens); left out: the model's default.",
-                },
-                "temperature": {
-                    "type": "number",
-                    "minimum": 0,
-                    "maximum": 2,
-                    "description": DESCRIPTIONS["temperature"],
-                },
-                "top_p": {"type": "number", "minimum": 0, "maximum": 1, "description": DESCRIPTIONS["top_p"]},
-                "top_k": {"type": "integer", "minimum": 0, "description": DESCRIPTIONS["top_k"]},
-                "repetition_penalty": {
-                    "type": "number",
-                    "exclusiveMinimum": 0,
-                    "maximum": 2,
-                    "description": DESCRIPTIONS["repetition_penalty"],
-                },
-                "frequency_penalty": {
-                    "type": "number",
-                    "minimum": -2,
-                    "maximum": 2,
-                    "description": DESCRIPTIONS["frequency_penalty"],
-                },
-                "stop": {
-                    "type": "array",
-                    "items": {"type": "string", "minLength": 1},
-                    "maxItems": tgi.MAX_STOP_SEQUENCES,
-                    "description": "Stop when one of these appears; like TGI, generated_text ends with it.",
-                },
-                "seed": {"type": "integer", "minimum": 0, "maximum": 2**32 - 1},
-                "do_sample": {
-                    "type": "boolean",
-                    "description": "false: greedy (temperature 0) whatever else is set. true: sample with the given "
-                    "temperature or the model's default. Left out: sample only when temperature, top_p or top_k "
-                    "is given (as TGI does), else greedy.",
-                },
-                "details": {"type": "boolean", "default": False, "description": "Add details to the answer."},
-            },
-        },
-        "GenerateRequest": {
-            "type": "object",
-            "properties": {
-                "inputs": {
-                    "type": "string",
-                    "minLength": 1,
-                    "description": "The text. A chat model gets it as one user message through its chat template; "
-                    "a completion model continues it as is. Images (<image>...</image> or ![](...)) are refused: "
-                    "no model here has vision.",
-                },
-                "parameters": _ref("GenerateParameters"),
-                "stream": {
-                    "type": "boolean",
-                    "description": "true on /generate answers as /generate_stream does (TGI's compatibility route).",
-                },
-            },
-            "required": ["inputs"],
-            "additionalProperties": False,
-        },
-        "Token": tgi_token,
-        "GenerateResponse": {
-            "type": "object",
-            "properties": {
-                "generated_text": {"type": "string"},
-                "details": {
-                    "type": "object",
-                    "description": "Always; prefill and tokens only with parameters.details: true.",
-                    "properties": {
-                        "finish_reason": tgi_finish,
-                        "generated_tokens": {"type": "integer"},
-                        "seed": {"type": ["integer", "null"], "description": "The seed used; null when greedy."},
-                        "prefill": {"type": "array", "items": {}, "description": "Always empty."},
-                        "tokens": {"type": "array", "items": _ref("Token")},
-                    },
-                    "required": ["finish_reason", "generated_tokens", "seed"],
-                },
-            },
-            "required": ["generated_text", "details"],
-        },
-        "StreamResponse": {
-            "type": "object",
-            "description": "One server-sent event of /generate_stream; generated_text and details only on the last. "
-            'A failure after the stream started arrives as {"error": "...", "error_type": "..."} instead.',
-            "properties": {
-                "token": _ref("Token"),
-                "generated_text": {"type": ["string", "null"]},
-                "details": {
-                    "oneOf": [
-                        {"type": "null"},
-                        {
-                            "type": "object",
-                            "properties": {
-                                "finish_reason": tgi_finish,
-                                "generated_tokens": {"type": "integer"},
-                                "seed": {"type": ["integer", "null"]},
-                                "input_length": {"type": "integer", "description": "Prompt tokens."},
-                            },
-                        },
-                    ]
-                },
-            },
-            "required": ["token", "generated_text", "details"],
-        },
-        "Info": {
-            "type": "object",
-            "properties": {
-                "model_id": {"type": "string"},
-                "model_dtype": {"type": ["string", "null"], "description": "The GGUF quantization, e.g. Q4_K_M."},
-                "quantization": {"type": ["string", "null"]},
-                "model_device_type": {"type": "string", "enum": ["cpu", "cuda"]},
-                "model_pipeline_tag": {"const": "text-generation"},
-                "task": {"type": "string"},
-                "max_input_tokens": {"type": "integer"},
-                "max_total_tokens": {"type": "integer", "description": "The context served (n_ctx)."},
-                "max_stop_sequences": {"type": "integer"},
-                "max_concurrent_requests": {"type": "integer"},
-                "max_best_of": {"type": "integer"},
-                "version": {"type": "string"},
-                "router": {"type": "string"},
-            },
-            "required": ["model_id", "max_input_tokens", "max_total_tokens", "version"],
-        },
-        "Health": {
-            "type": "object",
-            "properties": {
-                "status": {"const": "healthy"},
-                "device": {
-                    "type": "object",
-                    "properties": {
-                        "device": {"type": "string", "enum": ["cpu", "cuda"]},
-                        "reason": {"type": "string"},
-                        "requested": {"type": "string"},
-                        "engines": {
-                            "type": "object",
-                            "description": "Per engine family (llama, whisper, piper): its device and why.",
-                            "additionalProperties": {
-                                "type": "object",
-                                "properties": {
-                                    "device": {"type": "string", "enum": ["cpu", "cuda"]},
-                                    "reason": {"type": "string"},
-                                },
-                            },
-                        },
-                    },
-                },
-                "models": {
-                    "type": "array",
-                    "items": {
-                        "type": "object",
-                        "properties": {
-                            "id": {"type": "string"},
-                            "task": {"type": "string"},
-                            "state": {"type": "string", "enum": ["not_loaded", "loading", "loaded", "failed"]},
-                            "device": {"type": "string"},
-                            "note": {"type": "string", "description": "Why a loaded model fell back to the CPU."},
-                            "device_reason": {"type": "string", "description": "Why the model runs on its device."},
-                            "error": {"type": "string"},
-                            "waiting": {"type": "integer"},
-                            "weights_present": {"type": "boolean"},
-                        },
-                    },
-                },
-            },
-        },
+        "Health": HEALTH,
     }
+
+
+HEALTH: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "status": {"const": "healthy"},
+        "device": {
+            "type": "object",
+            "properties": {
+                "device": {"type": "string", "enum": ["cpu", "cuda"]},
+                "reason": {"type": "string"},
+                "requested": {"type": "string"},
+                "engines": {
+                    "type": "object",
+                    "description": "Per engine family (llama, whisper, piper): its device and why.",
+                    "additionalProperties": {
+                        "type": "object",
+                        "properties": {
+                            "device": {"type": "string", "enum": ["cpu", "cuda"]},
+                            "reason": {"type": "string"},
+                        },
+                    },
+                },
+            },
+        },
+        "models": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "id": {"type": "string"},
+                    "task": {"type": "string"},
+                    "state": {"type": "string", "enum": ["not_loaded", "loading", "loaded", "failed"]},
+                    "device": {"type": "string"},
+                    "note": {"type": "string", "description": "Why a loaded model fell back to the CPU."},
+                    "device_reason": {"type": "string", "description": "Why the model runs on its device."},
+                    "error": {"type": "string"},
+                    "waiting": {"type": "integer"},
+                    "weights_present": {"type": "boolean"},
+                },
+            },
+        },
+    },
+}
 
 
 def _error_responses() -> dict[str, Any]:
@@ -667,7 +178,7 @@ def _error_responses() -> dict[str, Any]:
     retry_after = {
         "Retry-After": {"description": "Seconds to wait before retrying.", "schema": {"type": "integer", "minimum": 0}}
     }
-    descriptions = {row.status: f"{row.when} type {row.type}; code {row.codes}." for row in ERRORS}
+    descriptions = {row.status: f"{row.when} Type {row.type}; code {row.codes}." for row in error_rows()}
     responses: dict[str, Any] = {}
     for status, name in _RESPONSE_NAMES.items():
         response: dict[str, Any] = {"description": descriptions[status], "content": error}
@@ -688,7 +199,7 @@ def _errors(*statuses: int) -> dict[str, Any]:
 # What each kind of operation can answer besides 200.
 AUTH_ERRORS = (400, 401, 403)
 MODEL_ERRORS = (*AUTH_ERRORS, 404, 405)
-ENGINE_ERRORS = (*MODEL_ERRORS, 413, 429, 503, 504)
+ENGINE_ERRORS = (*MODEL_ERRORS, 413, 429, 500, 503, 504)
 
 
 def _json_body(schema: str, example: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -843,15 +354,19 @@ def _openai_paths(specs: list[ModelSpec]) -> dict[str, Any]:
             "post": {
                 "operationId": "createSpeech",
                 "tags": ["OpenAI"],
-                "summary": "Speak a text (WAV)",
+                "summary": "Speak a text",
+                "description": f"The audio in response_format: {', '.join(available())} (default wav).",
                 "parameters": [SERVICE_TIER_QUERY],
                 "requestBody": _json_body(
                     "SpeechRequest", {"model": _first(specs, "text-to-speech"), "input": "Hello there.", "speed": 1.0}
                 ),
                 "responses": {
                     "200": _ok(
-                        "16-bit mono WAV.",
-                        {"audio/wav": {"schema": {"type": "string", "format": "binary"}}},
+                        "The speech, in the format asked for.",
+                        {
+                            FORMATS[name].content_type: {"schema": {"type": "string", "format": "binary"}}
+                            for name in available()
+                        },
                         SERVICE_TIER_HEADER,
                     ),
                     **_errors(*ENGINE_ERRORS),
@@ -932,13 +447,16 @@ def _model_path_parameter(text_ids: list[str]) -> dict[str, Any]:
 
 
 def _tgi_paths(specs: list[ModelSpec]) -> dict[str, Any]:
-    text_ids = _model_ids(specs, *tgi.TEXT_TASKS)
+    text_ids = _model_ids(specs, *serving.TEXT_TASKS)
     info_ok = {"200": _ok("The model and its limits.", {JSON: {"schema": _ref("Info")}}), **_errors(*MODEL_ERRORS)}
     compat = _tgi_operation("generateCompat", "TGI's compatibility route (TGI)", stream=False, text_ids=None)
     compat["post"]["description"] = (
         "POST / as TGI serves it, for the default text model: what huggingface_hub's InferenceClient(base_url) "
-        "and other TGI clients post to; streamed when the body says stream: true. (GET / is the catalog page.)"
+        "and the text-generation client post to. The answer is a one-element list holding /generate's object, as "
+        "TGI's compatibility route answers; streamed when the body says stream: true. (GET / is the catalog page.)"
     )
+    listed = {"type": "array", "items": _ref("GenerateResponse"), "minItems": 1, "maxItems": 1}
+    compat["post"]["responses"]["200"]["content"][JSON] = {"schema": listed}
     return {
         "/": compat,
         "/generate": _tgi_operation("generate", "Generate text (TGI)", stream=False, text_ids=None),
@@ -1068,7 +586,7 @@ def endpoint_rows(document: dict[str, Any]) -> list[EndpointRow]:
                 schema = _schema(document, media["schema"])
                 required = set(schema.get("required", ()))
                 names += [f"{name}{'*' if name in required else ''}" for name in schema.get("properties", {})]
-                if path.endswith(("generate", "generate_stream")):
+                if path == "/" or path.endswith(("generate", "generate_stream")):
                     params = _schema(document, _ref("GenerateParameters"))
                     names += [f"parameters.{name}" for name in params["properties"]]
             ok = operation["responses"].get("200", {})

@@ -1,63 +1,29 @@
-"""TGI-compatible routes: /generate, /generate_stream and /info, for the default text model or any text model."""
+"""TGI-compatible routes: /generate, /generate_stream and /info, for the default text model or any text model, and
+POST / (TGI's compatibility route, which Hugging Face's InferenceClient(base_url) posts to)."""
 
 from __future__ import annotations
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
-from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from playground.api import tgi
 from playground.api.auth import api_view
-from playground.api.errors import ApiError
+from playground.api.http import event_stream, json_body, require_method
 
 
-def _require(request: HttpRequest, method: str) -> None:
-    if request.method != method:
-        raise ApiError(405, f"use {method} for this endpoint", code="method_not_allowed", headers={"Allow": method})
-
-
-def _too_large() -> ApiError:
-    limit = settings.PLAYGROUND_MAX_BODY_BYTES
-    return ApiError(413, f"the request body is larger than the limit of {limit} bytes", code="request_too_large")
-
-
-def _body(request: HttpRequest) -> bytes:
-    """The raw body; by its Content-Length first, so an oversized body is refused before it is read."""
-    try:
-        declared = int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        raise ApiError(400, "the Content-Length header is not a number") from None
-    if declared > settings.PLAYGROUND_MAX_BODY_BYTES:
-        raise _too_large()
-    try:
-        body = request.body
-    except RequestDataTooBig:
-        raise _too_large() from None
-    if len(body) > settings.PLAYGROUND_MAX_BODY_BYTES:
-        raise _too_large()
-    return body
-
-
-async def _stream(request: tgi.TgiRequest) -> HttpResponse:
-    stream = tgi.EventStream(
-        job=tgi.generation_start(request=request), request=request, timeout=settings.PLAYGROUND_REQUEST_TIMEOUT
-    )
-    await stream.start()
-    return StreamingHttpResponse(
-        stream, content_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    )
-
-
-async def _generate(request: HttpRequest, model_id: str, *, stream: bool) -> HttpResponse:
-    _require(request, "POST")
-    parsed = tgi.request_parse(body=_body(request), model_id=model_id)
+async def _generate(request: HttpRequest, model_id: str, *, stream: bool, compat: bool = False) -> HttpResponse:
+    require_method(request, "POST")
+    parsed = tgi.request_parse(body=json_body(request), model_id=model_id)
     if stream or parsed.stream:  # TGI's compatibility route switches on "stream" too
-        return await _stream(parsed)
-    job = tgi.generation_start(request=parsed)
-    pieces = await tgi.generation_collect(job=job, timeout=settings.PLAYGROUND_REQUEST_TIMEOUT)
-    return JsonResponse(tgi.generate_body(request=parsed, pieces=pieces))
+        events = tgi.EventStream(request=parsed)
+        await events.start()
+        return event_stream(events)
+    body = await tgi.generate(request=parsed)
+    # TGI's compatibility route wraps the answer in a list, as Hugging Face's Inference API does (and the
+    # text-generation client reads payload[0]); /generate answers the object itself.
+    return JsonResponse([body] if compat else body, safe=False)
 
 
 @api_view
@@ -72,18 +38,20 @@ async def generate_stream(request: HttpRequest, model_id: str | None = None) -> 
 
 @api_view
 async def info(request: HttpRequest, model_id: str | None = None) -> HttpResponse:
-    _require(request, "GET")
-    return JsonResponse(tgi.info_body(model_id=model_id or settings.PLAYGROUND_DEFAULT_TEXT_MODEL))
+    require_method(request, "GET")
+    return JsonResponse(tgi.info(model_id=model_id or settings.PLAYGROUND_DEFAULT_TEXT_MODEL))
+
+
+@api_view
+async def compat_generate(request: HttpRequest) -> HttpResponse:
+    return await _generate(request, settings.PLAYGROUND_DEFAULT_TEXT_MODEL, stream=False, compat=True)
 
 
 @csrf_exempt
 async def root(request: HttpRequest) -> HttpResponse:
-    """`/`: the catalog page for a browser (GET); TGI's compatibility route for API clients (POST).
-
-    Hugging Face's `InferenceClient(base_url)` and other TGI clients post their requests to the server's root.
-    """
+    """`/`: the catalog page for a browser (GET); TGI's compatibility route for API clients (POST)."""
     if request.method == "POST":
-        return await generate(request)
+        return await compat_generate(request)
     from playground.catalog.views import catalog  # the page; a dependency of this route only
 
     return await sync_to_async(catalog)(request)

@@ -25,9 +25,9 @@ from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from inference import ChatMessage, Job
-from inference.types import EngineError, QueueFullError, TextChunk
+from inference.types import EngineError, QueueFullError, SamplingParams, TextChunk
 from playground.bulk.models import BulkItem, BulkJob, Prompt
-from playground.catalog.services import sampling_params, text_stream
+from playground.serving import run_all, sampling_params, text_stream
 from playground.usage.services import Caller, metered_as
 
 logger = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ class Heartbeat(threading.Thread):
         self.worker = worker
         self.stopped = threading.Event()  # the job was cancelled or deleted: stop work on it
         self.finished = threading.Event()  # the run is over: stop beating
-        self.current: Job[Any] | None = None
+        self.current: Job[TextChunk] | None = None
 
     def beat(self) -> None:
         now = timezone.now()
@@ -167,7 +167,7 @@ def _claimed_by_others(job: BulkJob, worker: str) -> bool:
     return BulkItem.objects.filter(job=job, state=BulkItem.State.CLAIMED).exclude(worker=worker).exists()
 
 
-def _run_one(job: BulkJob, item: BulkItem, params: Any, worker: str, heartbeat: Heartbeat) -> None:
+def _run_one(job: BulkJob, item: BulkItem, params: SamplingParams, worker: str, heartbeat: Heartbeat) -> None:
     # A chat model gets the system prompt as its own message; a completion model continues the prompt
     # with the system prompt (if any) before it.
     messages: list[ChatMessage] = []
@@ -192,7 +192,7 @@ def _run_one(job: BulkJob, item: BulkItem, params: Any, worker: str, heartbeat: 
             break
         heartbeat.current = generation
         try:
-            chunks = list(generation)
+            chunks = run_all(generation, stopped=heartbeat.stopped)  # the same time limit as any request
         except EngineError as exc:
             error = str(exc)
         finally:

@@ -5,52 +5,70 @@ from typing import Any
 from django import forms
 
 from inference import ModelSpec, SamplingParams
+from inference.types import MAX_STOP_SEQUENCES, RANGES, InvalidParameterError, check_stop
+from playground.contract.errors import Problem
 
-# name: (label, min, max, step); max None = bounded per model (max_tokens).
-SLIDERS: dict[str, tuple[str, float, float | None, float]] = {
-    "temperature": ("Temperature", 0.0, 2.0, 0.05),
-    "top_p": ("Top P", 0.0, 1.0, 0.01),
-    "top_k": ("Top K", 0, 200, 1),
-    "max_tokens": ("Max tokens", 1, None, 1),
-    "presence_penalty": ("Presence penalty", -2.0, 2.0, 0.05),
-    "frequency_penalty": ("Frequency penalty", -2.0, 2.0, 0.05),
-    "repetition_penalty": ("Repetition penalty", 0.5, 2.0, 0.01),
+# The Advanced Parameters panel's sliders: name -> label. Their ranges and steps come from RANGES.
+SLIDERS: dict[str, str] = {
+    "temperature": "Temperature",
+    "top_p": "Top P",
+    "top_k": "Top K",
+    "min_p": "Min P",
+    "max_tokens": "Max tokens",
+    "presence_penalty": "Presence penalty",
+    "frequency_penalty": "Frequency penalty",
+    "repetition_penalty": "Repetition penalty",
 }
-INTEGER_PARAMS = ("top_k", "max_tokens")
 BASE = SamplingParams()
+
+
+def _range_validator(name: str, high: float | None) -> Any:
+    """Refuse a value outside RANGES with the same message every API route gives."""
+
+    def validate(value: float | int) -> None:
+        try:
+            RANGES[name].check(value, high=high)
+        except InvalidParameterError as exc:
+            raise forms.ValidationError(str(exc), code="invalid_parameter") from None
+
+    return validate
 
 
 class SamplingForm(forms.Form):
     """The Advanced Parameters panel. Out-of-range values are refused with a message, never clamped."""
 
-    seed = forms.IntegerField(
-        label="Seed", required=False, min_value=0, max_value=2**32 - 1, help_text="Blank: random."
-    )
+    seed = forms.IntegerField(label="Seed", required=False, help_text="Blank: random.")
     stop = forms.CharField(
         label="Stop sequences",
         required=False,
         widget=forms.Textarea(attrs={"rows": 2}),
-        help_text="One stop sequence per line (up to 4).",
+        help_text=f"One stop sequence per line (up to {MAX_STOP_SEQUENCES}).",
     )
 
     def __init__(self, *args: Any, spec: ModelSpec, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.spec = spec
-        for name, (label, low, high, step) in SLIDERS.items():
-            if name == "max_tokens":
-                high = spec.n_ctx or 4096
-            field_class = forms.IntegerField if name in INTEGER_PARAMS else forms.FloatField
+        for name, label in SLIDERS.items():
+            range_ = RANGES[name]
+            high = spec.n_ctx or 4096 if name == "max_tokens" else range_.high
+            assert high is not None  # every slider ends somewhere
+            low = range_.low + range_.step if range_.low_open else range_.low
+            field_class = forms.IntegerField if range_.kind == "integer" else forms.FloatField
             default = spec.defaults.get(name, getattr(BASE, name))
-            self.fields[name] = field_class(label=label, min_value=low, max_value=high, initial=default, required=False)
-            self.fields[name].widget.attrs.update({"step": step, "min": low, "max": high})
-            self.fields[name].slider = (low, high, step)  # type: ignore[attr-defined]
+            field = field_class(label=label, initial=default, required=False, help_text=range_.description)
+            field.validators.append(_range_validator(name, high))
+            field.slider = (low, range_.slider_high or high, range_.step)  # type: ignore[attr-defined]
+            field.box = (low, high, range_.step)  # type: ignore[attr-defined]  # the number box takes the range
+            self.fields[name] = field
+        self.fields["seed"].validators.append(_range_validator("seed", None))
         self.order_fields([*SLIDERS, "seed", "stop"])
 
     def clean_stop(self) -> list[str]:
         lines = [line for line in self.cleaned_data["stop"].splitlines() if line]
-        if len(lines) > 4:
-            raise forms.ValidationError("At most 4 stop sequences.")
-        return lines
+        try:
+            return list(check_stop(lines))
+        except InvalidParameterError as exc:
+            raise forms.ValidationError(str(exc), code="invalid_parameter") from None
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
@@ -60,11 +78,18 @@ class SamplingForm(forms.Form):
                 data[name] = self.fields[name].initial
         return data
 
-    def param_errors(self) -> str:
-        """One line naming each refused parameter, for a WebSocket error frame."""
-        return "; ".join(
-            f"{self.fields[name].label if name in self.fields else name}: {' '.join(errors)}"
-            for name, errors in self.errors.items()
+    def problem(self) -> Problem:
+        """The first refused parameter as the Problem every surface reports (the socket's error frame)."""
+        name, errors = next(iter(self.errors.items()))
+        error = errors.as_data()[0]
+        message = " ".join(error.messages)
+        if error.code == "invalid_parameter":
+            return Problem("invalid_parameter", message, param=name)
+        # Django's own refusal: a value that is not a number at all
+        integer = name not in RANGES or RANGES[name].kind == "integer"
+        shown = repr(self.data.get(name))
+        return Problem(
+            "invalid_type", f"{name} must be {'an integer' if integer else 'a number'} (got {shown})", param=name
         )
 
     def to_params(self) -> SamplingParams:

@@ -1,7 +1,7 @@
 """The API tab: the HTTP endpoint a model is served on, its request fields with their limits, and examples.
 
-The ranges come from the same place the Playground's form gets them (``SLIDERS`` and the model's ``n_ctx``), so the
-documentation cannot drift from what the server accepts.
+The fields are generated from the request's contract model (playground/contract), the one that validates it, with
+this model's defaults and context added; so the card cannot drift from what the server accepts.
 """
 
 from __future__ import annotations
@@ -10,37 +10,28 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import BaseModel
+
 from inference import ModelSpec
-from playground.catalog.forms import BASE, SLIDERS
+from inference.types import RANGES, SamplingParams
 from playground.catalog.snippets import (
     DEFAULT_CHAT_PROMPT,
     DEFAULT_COMPLETION_PROMPT,
     DEFAULT_EMBEDDING_INPUT,
     DEFAULT_SPEECH_INPUT,
-    STT_RESPONSE_FORMATS,
 )
+from playground.contract import openai, tgi
+from playground.contract.errors import Problem
 
-ERROR_EXAMPLE: dict[str, Any] = {
-    "error": {
-        "message": "temperature: Ensure this value is less than or equal to 2.0.",
-        "type": "invalid_request_error",
-        "param": "temperature",
-        "code": None,
-    }
-}
+BASE = SamplingParams()
+SAMPLING_EXAMPLE = ("temperature", "top_p", "top_k", "max_tokens", "presence_penalty", "frequency_penalty")
+ERROR_EXAMPLE: dict[str, Any] = Problem(
+    "invalid_parameter", "temperature must be a number from 0 to 2 (got 5)", param="temperature"
+).body()
 ERROR_NOTE = (
     "Errors come back with an HTTP 4xx status (e.g. 401 for a missing, revoked or expired token, 400 for a bad "
-    "parameter, 404 for an unknown model) and this body."
+    "parameter, 404 for an unknown model) and this body; the /api/ page lists every code."
 )
-DESCRIPTIONS = {
-    "temperature": "Sampling temperature; 0 is greedy (deterministic), higher is more random.",
-    "top_p": "Nucleus sampling: keep the smallest set of tokens whose probabilities add up to top_p.",
-    "top_k": "Keep only the k most likely tokens; 0 disables the limit. Extension to the OpenAI API.",
-    "max_tokens": "The most tokens to generate; prompt plus output must fit in the context.",
-    "presence_penalty": "Penalise tokens that already appeared, to encourage new topics.",
-    "frequency_penalty": "Penalise tokens by how often they already appeared.",
-    "repetition_penalty": "llama.cpp's repeat penalty; 1 is neutral. Extension to the OpenAI API.",
-}
 
 
 @dataclass(frozen=True)
@@ -73,40 +64,51 @@ def _pretty(data: Any) -> str:
     return json.dumps(data, indent=2, ensure_ascii=False)
 
 
-def _number_text(value: float | int | None) -> str:
-    if value is None:
-        return "none"
-    return f"{value:g}" if isinstance(value, float) else str(value)
+def _type_text(prop: dict[str, Any]) -> str:
+    """A JSON schema's type in words: "number", "string | array of strings", "object"."""
+    options = prop.get("anyOf", [prop])
+    names = []
+    for option in options:
+        kind = option.get("type")
+        if kind == "null" or (not kind and "$ref" not in option):
+            continue
+        if kind == "array":
+            items = option.get("items", {})
+            inner = items.get("type") or ("object" if "$ref" in items else "value")
+            names.append(f"array of {inner}s")
+        else:
+            names.append(kind or "object")
+    return " | ".join(dict.fromkeys(names)) or "value"
 
 
-def _sampling_fields(spec: ModelSpec, *, names: tuple[str, ...] = tuple(SLIDERS)) -> list[SchemaField]:
+def _default(spec: ModelSpec, name: str) -> Any:
+    return spec.defaults.get(name, getattr(BASE, name))
+
+
+def _fields(model: type[BaseModel], spec: ModelSpec, *, prefix: str = "") -> list[SchemaField]:
+    """The request's fields from its contract model; fields only accepted at a neutral value are left out."""
+    schema = model.model_json_schema(by_alias=True)
+    required = set(schema.get("required", ()))
     fields = []
-    for name in names:
-        _label, low, high, _step = SLIDERS[name]
-        if name == "max_tokens":
-            high = spec.n_ctx or 4096
-        default = spec.defaults.get(name, getattr(BASE, name))
-        kind = "integer" if name in ("top_k", "max_tokens") else "number"
-        description = (
-            f"{DESCRIPTIONS[name]} Range {_number_text(low)}–{_number_text(high)}; "
-            f"this model's default {_number_text(default)}."
-        )
-        fields.append(SchemaField(name, kind, False, description))
+    for name, prop in schema["properties"].items():
+        description = prop.get("description", "")
+        if description.startswith("Only "):
+            continue
+        if name == "model":
+            description = f'The model id: "{spec.id}".'
+        range_name = prop.get("x-range")
+        if range_name in RANGES:
+            if range_name == "max_tokens" and spec.n_ctx:
+                description += f" This model's context: {spec.n_ctx} tokens."
+            default = _default(spec, range_name)
+            if default is not None:
+                description += f" This model's default: {default}."
+        fields.append(SchemaField(f"{prefix}{name}", _type_text(prop), name in required, description))
     return fields
 
 
-def _text_tail_fields() -> list[SchemaField]:
-    return [
-        SchemaField("seed", "integer", False, "0–4294967295. The same seed and parameters give the same output."),
-        SchemaField("stop", "string | array of strings", False, "Up to 4 sequences; generation stops before them."),
-        SchemaField(
-            "stream", "boolean", False, "Default false. true: the reply arrives as server-sent events (see below)."
-        ),
-    ]
-
-
 def _sampling_example(spec: ModelSpec) -> dict[str, Any]:
-    example = {name: spec.defaults.get(name, getattr(BASE, name)) for name in SLIDERS}
+    example = {name: _default(spec, name) for name in SAMPLING_EXAMPLE}
     return {k: v for k, v in example.items() if v is not None}
 
 
@@ -115,18 +117,7 @@ def _usage(prompt: int, completion: int) -> dict[str, int]:
 
 
 def _chat(spec: ModelSpec) -> EndpointSchema:
-    fields = [
-        SchemaField("model", "string", True, f'The model id: "{spec.id}".'),
-        SchemaField(
-            "messages",
-            "array of {role, content}",
-            True,
-            f"The conversation so far; role is system, user or assistant. Must fit in {spec.n_ctx} tokens "
-            "together with max_tokens.",
-        ),
-        *_sampling_fields(spec),
-        *_text_tail_fields(),
-    ]
+    fields = _fields(openai.ChatCompletionRequest, spec)
     request = {
         "model": spec.id,
         "messages": [{"role": "user", "content": DEFAULT_CHAT_PROMPT}],
@@ -178,17 +169,7 @@ def _streaming_note(where: str) -> str:
 
 
 def _completion(spec: ModelSpec) -> EndpointSchema:
-    fields = [
-        SchemaField("model", "string", True, f'The model id: "{spec.id}".'),
-        SchemaField(
-            "prompt",
-            "string",
-            True,
-            f"The text to continue (no chat template). Must fit in {spec.n_ctx} tokens together with max_tokens.",
-        ),
-        *_sampling_fields(spec),
-        *_text_tail_fields(),
-    ]
+    fields = _fields(openai.CompletionRequest, spec)
     request = {"model": spec.id, "prompt": DEFAULT_COMPLETION_PROMPT, **_sampling_example(spec)}
     response = {
         "id": "cmpl-41d9a0",
@@ -207,13 +188,8 @@ def _completion(spec: ModelSpec) -> EndpointSchema:
     }
     tgi_params = ("max_new_tokens", "temperature", "top_p", "top_k", "repetition_penalty")
     generate_fields = [
-        SchemaField("inputs", "string", True, "The text to continue."),
-        SchemaField(
-            "parameters",
-            "object",
-            False,
-            f"Any of {', '.join(tgi_params)}, seed, stop (same ranges as above; max_new_tokens is max_tokens).",
-        ),
+        *_fields(tgi.GenerateRequest, spec),
+        *_fields(tgi.GenerateParameters, spec, prefix="parameters."),
     ]
     defaults = _sampling_example(spec)
     generate_request = {
@@ -253,15 +229,7 @@ def _completion(spec: ModelSpec) -> EndpointSchema:
 
 
 def _embeddings(spec: ModelSpec) -> EndpointSchema:
-    fields = [
-        SchemaField("model", "string", True, f'The model id: "{spec.id}".'),
-        SchemaField(
-            "input",
-            "string | array of strings",
-            True,
-            f"The texts to embed; each at most {spec.n_ctx or 512} tokens. One vector per text, in order.",
-        ),
-    ]
+    fields = _fields(openai.EmbeddingRequest, spec)
     response = {
         "object": "list",
         "data": [
@@ -285,23 +253,16 @@ def _embeddings(spec: ModelSpec) -> EndpointSchema:
 
 
 def _stt_fields(spec: ModelSpec, *, translate: bool) -> tuple[SchemaField, ...]:
+    fields = _fields(openai.TranscriptionRequest, spec)
     if "english-only" in spec.capabilities:
         language = 'This model is English-only: "en" or leave it out.'
     else:
         language = "ISO-639-1 code of the spoken language (e.g. en, de); leave it out to detect it."
         if translate:
             language += " The text comes back in English either way."
-    return (
-        SchemaField("file", "file", True, "The audio file (e.g. a WAV), up to 25 MB."),
-        SchemaField("model", "string", True, f'The model id: "{spec.id}".'),
-        SchemaField("language", "string", False, language),
-        SchemaField(
-            "response_format",
-            "string",
-            False,
-            f"One of {', '.join(STT_RESPONSE_FORMATS)}; default json. text, srt and vtt return plain text.",
-        ),
-    )
+    fields = [SchemaField(f.name, f.type, f.required, language) if f.name == "language" else f for f in fields]
+    audio = SchemaField("file", "file", True, "The audio file (e.g. a WAV), up to 25 MB.")
+    return (audio, *fields)
 
 
 def _speech_to_text(spec: ModelSpec) -> EndpointSchema:
@@ -339,15 +300,7 @@ def _speech_to_text(spec: ModelSpec) -> EndpointSchema:
 
 
 def _text_to_speech(spec: ModelSpec) -> EndpointSchema:
-    fields = (
-        SchemaField("model", "string", True, f'The model id: "{spec.id}".'),
-        SchemaField("input", "string", True, "The text to speak."),
-        SchemaField(
-            "voice", "string", False, 'The model\'s voice: "default" (OpenAI\'s voice names, e.g. "alloy", map to it).'
-        ),
-        SchemaField("speed", "number", False, "Range 0.25–4; default 1."),
-        SchemaField("response_format", "string", False, '"wav" (the only format).'),
-    )
+    fields = tuple(_fields(openai.SpeechRequest, spec))
     request = {"model": spec.id, "input": DEFAULT_SPEECH_INPUT, "voice": "default", "speed": 1.0}
     request["response_format"] = "wav"
     return EndpointSchema(

@@ -25,11 +25,13 @@ Server to client, in this order for one reply::
     {"type": "done", "finish_reason": "stop" | "length" | "cancelled",
      "usage": {"prompt_tokens": int, "completion_tokens": int},
      "ttft_ms": float | null, "tokens_per_second": float | null, "message_id": int | null}
-    {"type": "error", "message": str, "code": str}
+    {"type": "error", "code": str, "param": str | null, "message": str}
 
 Bad JSON, an unknown type, invalid fields or parameters, or another user's
-conversation id get an error frame; the socket stays open. ``stop`` (or a new
-generate) cancels the running reply in the engine, which still ends with a ``done``
+conversation id get an error frame with the code, param and message every API route gives for the same
+mistake (playground/contract/errors.py); the socket stays open. A reply is held to the same time limit as an
+API request (PLAYGROUND_REQUEST_TIMEOUT): past it the engine stops and an error frame with code "timeout"
+follows. ``stop`` (or a new generate) cancels the running reply in the engine, which still ends with a ``done``
 frame whose finish reason is "cancelled"; closing the socket cancels it too. Each
 reply, also one cut short, is recorded exactly once (saved message and model stats).
 """
@@ -47,10 +49,12 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from inference import EngineError, Job, SamplingParams, TextChunk
+from playground import serving
 from playground.chat import services
 from playground.chat.forms import GenerateForm, sampling_form
 from playground.chat.models import Conversation
 from playground.chat.selectors import conversation_get
+from playground.contract.errors import Problem, problem
 from playground.usage.services import Caller, caller_set
 
 logger = logging.getLogger(__name__)
@@ -71,8 +75,15 @@ class Reply:
     parts: list[str] = field(default_factory=list)
 
 
-def _form_errors(form: Any) -> str:
-    return "; ".join(f"{name}: {' '.join(errors)}" for name, errors in form.errors.items())
+def _form_problem(form: Any) -> Problem:
+    """A GenerateForm's first refusal in the error vocabulary."""
+    name, errors = next(iter(form.errors.items()))
+    message = f"{name}: {' '.join(errors)}"
+    if name == "model":
+        return Problem("model_not_found", message, param="model")
+    if name == "__all__":
+        return Problem("invalid_request", " ".join(errors))
+    return Problem("invalid_parameter", message, param=name)
 
 
 class ChatConsumer(AsyncWebsocketConsumer):
@@ -96,17 +107,18 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if not self.closed:
             await self.send(text_data=json.dumps(content))
 
-    async def send_error(self, message: str, code: str = "invalid_request") -> None:
-        await self.send_json({"type": "error", "message": message, "code": code})
+    async def send_error(self, error: EngineError) -> None:
+        """An error frame: any refusal in the one error vocabulary."""
+        await self.send_json(problem(error).frame())
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         try:
             frame = json.loads(text_data or "")
         except ValueError:
-            await self.send_error("frames must be JSON objects", "bad_json")
+            await self.send_error(Problem("invalid_json", "frames must be JSON objects"))
             return
         if not isinstance(frame, dict):
-            await self.send_error("frames must be JSON objects", "bad_json")
+            await self.send_error(Problem("invalid_json", "frames must be JSON objects"))
             return
         kind = frame.get("type")
         if kind == "stop":
@@ -114,7 +126,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 self.reply.job.cancel()  # the stream still ends with its usage and "cancelled"
             return
         if kind not in ("generate", "regenerate"):
-            await self.send_error(f"unknown frame type {kind!r}", "unknown_type")
+            await self.send_error(Problem("invalid_parameter", f"unknown frame type {kind!r}", param="type"))
             return
         try:
             if kind == "generate":
@@ -122,15 +134,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
             else:
                 await self.regenerate(frame)
         except EngineError as exc:
-            await self.send_error(str(exc), exc.code)
+            await self.send_error(exc)
         except Conversation.DoesNotExist:
-            await self.send_error("conversation not found", "not_found")
+            await self.send_error(Problem("not_found", "conversation not found", param="conversation"))
 
     async def generate(self, frame: dict[str, Any]) -> None:
         content = frame.get("content", frame.get("prompt"))
         form = GenerateForm({**frame, "content": content})
         if not form.is_valid():
-            await self.send_error(_form_errors(form))
+            await self.send_error(_form_problem(form))
             return
         data = form.cleaned_data
         params = await self._params(data["model"], frame.get("params"))
@@ -158,13 +170,17 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def regenerate(self, frame: dict[str, Any]) -> None:
         conversation_id = frame.get("conversation")
         if not isinstance(conversation_id, int) or isinstance(conversation_id, bool):
-            await self.send_error("conversation: a conversation id is required")
+            await self.send_error(
+                Problem(
+                    "missing_required_parameter", "conversation: a conversation id is required", param="conversation"
+                )
+            )
             return
         conversation = await database_sync_to_async(conversation_get)(user=self.user, conversation_id=conversation_id)
         model_id = frame.get("model") or conversation.model_id
         form = GenerateForm({"model": model_id, "mode": "chat", "content": "-"})
         if not form.is_valid():
-            await self.send_error(_form_errors(form))
+            await self.send_error(_form_problem(form))
             return
         params = await self._params(model_id, frame.get("params"))
         if params is None:
@@ -179,7 +195,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def _params(self, model_id: str, data: Any) -> SamplingParams | None:
         form = sampling_form(model_id=model_id, data=data)
         if not form.is_valid():
-            await self.send_error(form.param_errors(), "invalid_params")
+            await self.send_error(form.problem())
             return None
         return form.to_params()
 
@@ -222,7 +238,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self._stream_reply(reply)
         except Exception:
             logger.exception("streaming a reply on %s failed", reply.model_id)
-            await self.send_error("the reply failed; see the server log", "internal_error")
+            await self.send_error(Problem("engine_error", "the reply failed; see the server log"))
 
     async def _stream_reply(self, reply: Reply) -> None:
         job = reply.job
@@ -230,7 +246,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         started = first_token = None
         finish, usage = None, None
         try:
-            async for chunk in job:
+            async for chunk in serving.Run(job):
                 now = time.monotonic()
                 if started is None:
                     poller.cancel()
@@ -242,8 +258,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
                     await self.send_json({"type": "token", "text": chunk.text})
                 if chunk.finish_reason is not None:
                     finish, usage = chunk.finish_reason, chunk.usage
-        except EngineError as exc:
-            await self.send_error(str(exc), exc.code)
+        except EngineError as exc:  # a refusal, or the time limit (the engine is stopped)
+            await self.send_error(exc)
             return
         finally:
             poller.cancel()

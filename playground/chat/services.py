@@ -9,9 +9,10 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
 from inference import ChatMessage, InvalidRequestError, Job, SamplingParams, TextChunk, Usage
-from playground.catalog.services import model_stats_record, text_stream
+from playground.catalog.services import model_stats_record
 from playground.chat.models import Conversation, Message
 from playground.chat.selectors import conversation_history
+from playground.serving import text_stream
 
 TITLE_LENGTH = 60
 

@@ -8,7 +8,7 @@ Protocol (JSON text frames unless noted):
   server  {"type": "info", "language", "duration"}
   server  {"type": "segment", "id", "start", "end", "text"}   one per segment, as decoded
   server  {"type": "done", "usage": {"audio_seconds"}, "real_time_factor"}
-  server  {"type": "error", "message", "code"}
+  server  {"type": "error", "code", "param", "message"}   the error vocabulary every API route uses
   client  {"type": "stop"}  -> server {"type": "stopped"}; closing the socket also cancels the job.
 """
 
@@ -24,11 +24,13 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 
 from inference import EngineError, Job
 from inference.types import Segment, TranscriptionInfo
+from playground import serving
+from playground.contract.errors import Problem, problem
 from playground.studio.forms import TranscribeForm
-from playground.studio.selectors import model_spec_for_task
 from playground.studio.services import (
     SPEECH_MAX_BYTES,
     TranscriptionEnd,
+    audio_too_large,
     transcription_stats_record,
     transcription_stream,
 )
@@ -38,10 +40,6 @@ logger = logging.getLogger(__name__)
 
 MAX_TEXT_FRAME = 4096  # the JSON request is tiny; the audio comes as binary frames
 CHUNK_BYTES = 256 * 1024  # what the browser sends per frame (well under Daphne's 1 MiB message limit)
-
-
-def _too_large(size: int) -> str:
-    return f"the audio is {size / 1024 / 1024:.1f} MB; the limit is {SPEECH_MAX_BYTES // 1024 // 1024} MB"
 
 
 class SpeechConsumer(AsyncWebsocketConsumer):
@@ -65,14 +63,14 @@ class SpeechConsumer(AsyncWebsocketConsumer):
             await self._audio(bytes_data)
             return
         if text_data is None or len(text_data) > MAX_TEXT_FRAME:
-            await self._error("send a short JSON message, then the audio as one binary frame", "invalid_request")
+            await self._error(Problem("invalid_request", "send a short JSON message, then the audio as binary frames"))
             return
         try:
             message = json.loads(text_data)
         except ValueError:
             message = None
         if not isinstance(message, dict):
-            await self._error("messages must be JSON objects", "invalid_request")
+            await self._error(Problem("invalid_json", "messages must be JSON objects"))
             return
         kind = message.get("type")
         if kind == "stop":
@@ -81,13 +79,13 @@ class SpeechConsumer(AsyncWebsocketConsumer):
         elif kind == "transcribe":
             await self._request(message)
         else:
-            await self._error(f"unknown message type {kind!r}", "invalid_request")
+            await self._error(Problem("invalid_parameter", f"unknown message type {kind!r}", param="type"))
 
     async def send_json(self, content: dict[str, Any]) -> None:
         await self.send(text_data=json.dumps(content))
 
-    async def _error(self, message: str, code: str) -> None:
-        await self.send_json({"type": "error", "message": message, "code": code})
+    async def _error(self, error: EngineError) -> None:
+        await self.send_json(problem(error).frame())
 
     def _cancel(self) -> None:
         """Cancelling the task ends its `async for` over the job, which cancels the job (the engine stops)."""
@@ -101,27 +99,27 @@ class SpeechConsumer(AsyncWebsocketConsumer):
         model_id = str(message.get("model") or "")
         size = message.get("size")
         if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 1):
-            await self._error("size must be the audio's length in bytes", "invalid_request")
+            await self._error(Problem("invalid_parameter", "size must be the audio's length in bytes", param="size"))
             return
         if size is not None and size > SPEECH_MAX_BYTES:  # refuse before the upload, not after
-            await self._error(_too_large(size), "audio_too_large")
+            await self._error(audio_too_large(size))
             return
         try:
-            spec = model_spec_for_task(model_id=model_id, task="speech-to-text")
+            spec = serving.model_for(model_id=model_id, tasks=("speech-to-text",), where="the speech Playground")
         except EngineError as exc:
-            await self._error(str(exc), exc.code)
+            await self._error(exc)
             return
         form = TranscribeForm({"task": message.get("task") or "", "language": message.get("language") or ""}, spec=spec)
         if not form.is_valid():
-            errors = [m for messages in form.errors.values() for m in messages]
-            await self._error(" ".join(errors), "invalid_request")
+            name, errors = next(iter(form.errors.items()))
+            await self._error(Problem("invalid_parameter", " ".join(errors), param=name))
             return
         self.pending = {"model_id": spec.id, "size": size, "buffer": bytearray(), **form.cleaned_data}
 
     async def _audio(self, chunk: bytes) -> None:
         request = self.pending
         if request is None:
-            await self._error("send a transcribe message before the audio", "invalid_request")
+            await self._error(Problem("invalid_request", "send a transcribe message before the audio"))
             return
         buffer: bytearray = request["buffer"]
         buffer += chunk
@@ -129,9 +127,9 @@ class SpeechConsumer(AsyncWebsocketConsumer):
         if len(buffer) > (size or SPEECH_MAX_BYTES):
             self.pending = None
             if len(buffer) > SPEECH_MAX_BYTES:
-                await self._error(_too_large(len(buffer)), "audio_too_large")
+                await self._error(audio_too_large(len(buffer)))
             else:
-                await self._error(f"more audio arrived than the {size} bytes announced", "invalid_request")
+                await self._error(Problem("invalid_request", f"more audio arrived than the {size} bytes announced"))
             return
         if size is not None and len(buffer) < size:
             return  # more chunks to come
@@ -144,14 +142,14 @@ class SpeechConsumer(AsyncWebsocketConsumer):
                 language=request["language"] or None,
             )
         except EngineError as exc:
-            await self._error(str(exc), exc.code)
+            await self._error(exc)
             return
         self.task = asyncio.create_task(self._stream(job, request["model_id"]))
 
     async def _stream(self, job: Job[Any], model_id: str) -> None:
         end: TranscriptionEnd | None = None
         try:
-            async for item in job:
+            async for item in serving.Run(job, param="file"):
                 if isinstance(item, TranscriptionInfo):
                     await self.send_json({"type": "info", "language": item.language, "duration": item.duration})
                 elif isinstance(item, Segment):
@@ -160,12 +158,12 @@ class SpeechConsumer(AsyncWebsocketConsumer):
                     )
                 elif isinstance(item, TranscriptionEnd):
                     end = item
-        except EngineError as exc:
-            await self._error(str(exc), exc.code)
+        except EngineError as exc:  # a refusal (undecodable audio), or the time limit
+            await self._error(exc)
             return
         except Exception:
             logger.exception("transcription with %s failed", model_id)
-            await self._error("the transcription failed; see the server log", "internal_error")
+            await self._error(Problem("engine_error", "the transcription failed; see the server log"))
             return
         if end is None:  # the job was cancelled from elsewhere
             return

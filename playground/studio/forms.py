@@ -7,6 +7,7 @@ from typing import Any
 from django import forms
 
 from inference import ModelSpec
+from inference.types import SPEECH_SPEED, InvalidParameterError
 from playground.studio.selectors import WHISPER_LANGUAGES, stt_multilingual
 from playground.studio.services import EMBEDDINGS_MAX_CHARACTERS, EMBEDDINGS_MAX_TEXTS, TTS_MAX_CHARACTERS
 
@@ -62,17 +63,14 @@ class SpeechForm(forms.Form):
         max_length=TTS_MAX_CHARACTERS,
         error_messages={"required": "Enter some text to speak."},
     )
-    speed = forms.FloatField(
-        required=False,
-        min_value=0.25,
-        max_value=4.0,
-        error_messages={
-            "min_value": "Speed must be between 0.25 and 4.",
-            "max_value": "Speed must be between 0.25 and 4.",
-            "invalid": "Speed must be a number between 0.25 and 4.",
-        },
-    )
+    speed = forms.FloatField(required=False, error_messages={"invalid": f"speed must be {SPEECH_SPEED.text()}."})
 
     def clean_speed(self) -> float:
         speed = self.cleaned_data["speed"]
-        return 1.0 if speed is None else speed
+        if speed is None:
+            return 1.0
+        try:
+            SPEECH_SPEED.check(speed)  # the one range, with the message the API gives
+        except InvalidParameterError as exc:
+            raise forms.ValidationError(str(exc)) from None
+        return speed

@@ -8,7 +8,7 @@ import math
 from dataclasses import dataclass
 
 from inference import ModelSpec
-from inference.types import EmbeddingResult, InvalidRequestError
+from inference.types import SPEECH_SPEED, EmbeddingResult
 from playground import engines
 
 # Whisper's languages (faster_whisper.tokenizer._LANGUAGE_CODES), named for the language picker.
@@ -35,21 +35,9 @@ WHISPER_LANGUAGES: dict[str, str] = {
 VECTOR_PREVIEW = 6  # values shown per vector; the JSON download has them all
 
 
-class WrongTaskError(InvalidRequestError):
-    code = "wrong_task"
-
-
 def model_spec(*, model_id: str) -> ModelSpec:
     """The catalog entry; UnknownModelError for an id the catalog lacks."""
     return engines.get_pool().spec(model_id)
-
-
-def model_spec_for_task(*, model_id: str, task: str) -> ModelSpec:
-    """The catalog entry, if it serves `task`; UnknownModelError or WrongTaskError (both with a clear message)."""
-    spec = model_spec(model_id=model_id)
-    if spec.task != task:
-        raise WrongTaskError(f"the model {model_id!r} is for {spec.task}, not {task}")
-    return spec
 
 
 def stt_multilingual(spec: ModelSpec) -> bool:
@@ -58,9 +46,11 @@ def stt_multilingual(spec: ModelSpec) -> bool:
 
 
 def playground_context(*, spec: ModelSpec) -> dict[str, object]:
-    """Extra context the studio Playground templates use when present (the language picker)."""
+    """Extra context the studio Playground templates use when present (the language picker, the speed range)."""
     if spec.task == "speech-to-text":
         return {"stt_languages": stt_language_choices(spec)}
+    if spec.task == "text-to-speech":
+        return {"speed_range": SPEECH_SPEED}
     return {}
 
 

@@ -11,11 +11,11 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_POST
 
 from inference import EngineError, ModelSpec
+from playground import serving
 from playground.studio.forms import EmbeddingsForm, SpeechForm
 from playground.studio.selectors import (
     embeddings_json_data_url,
     model_spec,
-    model_spec_for_task,
     playground_context,
     similarity_heatmap,
     vector_rows,
@@ -33,7 +33,7 @@ TEMPLATES = {
 
 def _spec(model_id: str, task: str) -> tuple[ModelSpec | None, str]:
     try:
-        return model_spec_for_task(model_id=model_id, task=task), ""
+        return serving.model_for(model_id=model_id, tasks=(task,), where=f"the {task} Playground"), ""
     except EngineError as exc:
         return None, str(exc)
 

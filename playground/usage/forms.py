@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 from decimal import Decimal
+from typing import Any
 
 from django import forms
 from django.utils import timezone
@@ -57,7 +58,7 @@ class CalculatorForm(forms.Form):
     audio_minutes = forms.DecimalField(min_value=0, max_value=10**9, decimal_places=3, required=False, initial=1)
     characters = forms.IntegerField(min_value=0, max_value=10**12, required=False, initial=1000)
 
-    def __init__(self, *args, specs: dict[str, ModelSpec], **kwargs) -> None:  # noqa: ANN002, ANN003
+    def __init__(self, *args: Any, specs: dict[str, ModelSpec], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.specs = specs
         self.fields["model"].choices = [(spec.id, spec.name) for spec in specs.values()]

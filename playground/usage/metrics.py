@@ -101,9 +101,9 @@ def metrics_render() -> str:
         ("playground_queue_depth", "Requests waiting in each model's queue.", lambda s: s.waiting),
         ("playground_in_flight", "Requests running on each model (0 or 1).", lambda s: int(pool.workers[s.id].busy)),
     )
-    for name, help_text, value in gauges:
+    for name, help_text, gauge in gauges:
         lines += [f"# HELP {name} {help_text}", f"# TYPE {name} gauge"]
-        lines += [f"{name}{_labels(model=s.id)} {value(s)}" for s in status]
+        lines += [f"{name}{_labels(model=s.id)} {gauge(s)}" for s in status]
     lines += [
         "# HELP playground_model_state 1 for each model's current load state.",
         "# TYPE playground_model_state gauge",

@@ -54,7 +54,7 @@ class Metering:
     def item(self, item: Any) -> None:
         # Text pieces (the engine's TextChunk, or an API's own piece type) carry text and a finish reason.
         is_text = isinstance(item, TextChunk) or hasattr(item, "finish_reason")
-        if self.ttft_ms is None and (isinstance(item, Segment) or (is_text and getattr(item, "text", ""))):
+        if self.ttft_ms is None and (isinstance(item, Segment) or (is_text and bool(getattr(item, "text", "")))):
             self.ttft_ms = (time.monotonic() - self.started) * 1000
         if isinstance(item, TranscriptionInfo):
             self.usage = Usage(audio_seconds=item.duration)

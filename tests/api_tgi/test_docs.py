@@ -7,6 +7,8 @@ import json
 import pytest
 from django.urls import reverse
 
+from inference.types import RANGES, SPEECH_SPEED
+
 pytestmark = pytest.mark.django_db
 
 OPENAI_PATHS = {
@@ -111,6 +113,30 @@ def test_every_ref_resolves(document):
         assert _resolve(document, {"$ref": ref}), ref
 
 
+def _bounds(prop):
+    """(minimum, maximum) of a schema property, looking inside anyOf (optional fields also accept null)."""
+    for option in prop.get("anyOf", [prop]):
+        if option.get("type") in ("number", "integer"):
+            low = option.get("minimum", option.get("exclusiveMinimum"))
+            return low, option.get("maximum")
+    raise AssertionError(f"no numeric bounds in {prop}")
+
+
+def test_every_sampling_field_has_the_range_table_s_bounds(document):
+    """The document reads RANGES: every field that names its range carries exactly that range's bounds."""
+    checked = 0
+    for name, schema in document["components"]["schemas"].items():
+        for field, prop in schema.get("properties", {}).items():
+            range_name = prop.get("x-range")
+            if range_name is None:
+                continue
+            range_ = RANGES.get(range_name, SPEECH_SPEED if range_name == "speed" else None)
+            assert range_ is not None, (name, field)
+            assert _bounds(prop) == (range_.low, range_.high), (name, field)
+            checked += 1
+    assert checked >= 20  # chat, completion, TGI parameters and speed
+
+
 def test_request_bodies_carry_every_parameter_with_ranges(document):
     schemas = document["components"]["schemas"]
     chat = schemas["ChatCompletionRequest"]["properties"]
@@ -135,14 +161,11 @@ def test_request_bodies_carry_every_parameter_with_ranges(document):
         "logprobs",
     ):
         assert name in chat, name
-    assert (chat["temperature"]["minimum"], chat["temperature"]["maximum"]) == (0, 2)
+    assert _bounds(chat["temperature"]) == (RANGES["temperature"].low, RANGES["temperature"].high)
     assert "prompt" in schemas["CompletionRequest"]["properties"]
     assert set(schemas["EmbeddingRequest"]["properties"]) >= {"model", "input", "encoding_format", "dimensions"}
     assert set(schemas["TranscriptionRequest"]["properties"]) >= {"file", "model", "language", "response_format"}
-    assert (
-        schemas["SpeechRequest"]["properties"]["speed"]["minimum"],
-        schemas["SpeechRequest"]["properties"]["speed"]["maximum"],
-    ) == (0.25, 4)
+    assert _bounds(schemas["SpeechRequest"]["properties"]["speed"]) == (SPEECH_SPEED.low, SPEECH_SPEED.high)
     tgi = schemas["GenerateParameters"]["properties"]
     assert set(tgi) >= {
         "max_new_tokens",

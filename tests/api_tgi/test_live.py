@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 
@@ -92,3 +93,94 @@ def test_huggingface_hub_inference_client_talks_to_the_generate_route(site):
     assert output.generated_text and output.details.finish_reason in ("length", "eos_token")
     streamed = list(client.text_generation("The sky is", max_new_tokens=6, stream=True))
     assert "".join(streamed) == output.generated_text  # greedy both times
+
+
+# Hugging Face's own TGI client (`text-generation`, requirements-clients.txt), unchanged. It posts every request
+# to the URL it is given: here the site's root, TGI's compatibility route.
+PROMPT = "The capital of France is"
+
+
+def _tgi_client(site):  # noqa: ANN202
+    from text_generation import Client
+
+    base, token = site
+    return Client(base, headers=_auth(token), timeout=120)  # the first request may load the model
+
+
+def _stream(client, **parameters):  # noqa: ANN001, ANN202
+    """(every event, the last one) of a greedy generate_stream of PROMPT."""
+    responses = list(client.generate_stream(PROMPT, max_new_tokens=8, **parameters))
+    assert len(responses) >= 2
+    return responses, responses[-1]
+
+
+def test_text_generation_client_generate_returns_text_and_details(site):
+    from text_generation import AsyncClient
+    from text_generation.types import FinishReason
+
+    client = _tgi_client(site)
+    response = client.generate(PROMPT, max_new_tokens=8)
+    assert response.generated_text.strip()
+    assert response.details.finish_reason in (FinishReason.Length, FinishReason.EndOfSequenceToken)
+    assert 1 <= response.details.generated_tokens <= 8
+    assert response.details.seed is None  # do_sample=False: greedy
+    assert "".join(t.text for t in response.details.tokens) == response.generated_text
+
+    free = response.generated_text
+    stop = free.split()[0]  # greedy decoding writes the same text again, so it reaches this word
+    stopped = client.generate(PROMPT, max_new_tokens=8, stop_sequences=[stop])
+    assert stopped.details.finish_reason == FinishReason.StopSequence
+    assert stopped.generated_text == free[: free.index(stop) + len(stop)]  # TGI keeps the stop sequence
+
+    base, token = site
+    again = asyncio.run(AsyncClient(base, headers=_auth(token), timeout=120).generate(PROMPT, max_new_tokens=8))
+    assert again.generated_text == free and again.details.generated_tokens == response.details.generated_tokens
+
+
+def test_text_generation_client_generate_stream_yields_tokens_then_details(site):
+    from text_generation.types import FinishReason
+
+    base, token = site
+    responses, last = _stream(_tgi_client(site))
+    assert [r.token.id for r in responses] == list(range(len(responses)))
+    assert all(r.generated_text is None and r.details is None for r in responses[:-1])
+    assert last.generated_text == "".join(r.token.text for r in responses)
+    assert last.generated_text.strip()
+    assert last.details.finish_reason in (FinishReason.Length, FinishReason.EndOfSequenceToken)
+    assert 1 <= last.details.generated_tokens <= 8
+    assert last.details.seed is None  # do_sample=False: greedy
+    body = {"inputs": PROMPT, "parameters": {"max_new_tokens": 8}}
+    plain = requests.post(f"{base}/generate", json=body, headers=_auth(token), timeout=120).json()
+    assert last.generated_text == plain["generated_text"]  # greedy both times
+
+
+def test_text_generation_client_stop_sequence_finishes_with_stop_sequence(site):
+    from text_generation.types import FinishReason
+
+    client = _tgi_client(site)
+    free = _stream(client)[1].generated_text
+    stop = free.split()[0]  # greedy decoding writes the same text again, so it reaches this word
+    responses, last = _stream(client, stop_sequences=[stop])
+    assert last.details.finish_reason == FinishReason.StopSequence
+    assert last.generated_text == free[: free.index(stop) + len(stop)]  # TGI keeps the stop sequence
+    assert "".join(r.token.text for r in responses) == last.generated_text
+    assert last.details.generated_tokens <= 8
+
+
+def test_text_generation_async_client_streams(site):
+    from text_generation import AsyncClient
+    from text_generation.types import FinishReason
+
+    base, token = site
+
+    async def run():  # noqa: ANN202
+        client = AsyncClient(base, headers=_auth(token), timeout=120)
+        return [r async for r in client.generate_stream(PROMPT, max_new_tokens=8)]
+
+    streamed = asyncio.run(run())
+    last = streamed[-1]
+    assert len(streamed) >= 2 and last.generated_text.strip()
+    assert last.generated_text == "".join(r.token.text for r in streamed)
+    assert last.details.finish_reason in (FinishReason.Length, FinishReason.EndOfSequenceToken)
+    assert 1 <= last.details.generated_tokens <= 8
+    assert last.generated_text == _stream(_tgi_client(site))[1].generated_text  # greedy both times

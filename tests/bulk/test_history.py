@@ -62,7 +62,7 @@ def test_out_of_range_parameters_are_refused_with_a_message_and_no_job(client, u
     client.force_login(user)
     response = client.post(reverse("bulk:dataset", args=[dataset.pk]), {"model": "fake-chat", "temperature": "5"})
     assert response.status_code == 400
-    assert "Ensure this value is less than or equal to 2.0" in response.content.decode()
+    assert "temperature must be a number from 0 to 2 (got 5)" in response.content.decode()
     response = client.post(reverse("bulk:dataset", args=[dataset.pk]), {"model": "fake-embed"})
     assert response.status_code == 400 and "Select a valid choice" in response.content.decode()
     assert not BulkJob.objects.exists()

@@ -14,8 +14,8 @@ from django.test import Client
 
 from playground.asgi import application
 from playground.catalog.models import ModelStats
-from playground.catalog.services import sampling_params, text_generate, text_stream
 from playground.chat.models import Conversation, Message
+from playground.serving import sampling_params, text_generate, text_stream
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -168,12 +168,12 @@ async def test_closing_the_socket_cancels_the_job_and_frees_the_engine(cookie, f
 async def test_bad_frames_get_an_error_frame_and_the_socket_stays_open(cookie, fake_pool):
     communicator = await connect(cookie)
     await communicator.send_to(text_data="not json")
-    assert (await communicator.receive_json_from())["code"] == "bad_json"
+    assert (await communicator.receive_json_from())["code"] == "invalid_json"
     await communicator.send_to(text_data="[1, 2]")
-    assert (await communicator.receive_json_from())["code"] == "bad_json"
+    assert (await communicator.receive_json_from())["code"] == "invalid_json"
     await communicator.send_json_to({"type": "dance"})
     frame = await communicator.receive_json_from()
-    assert frame["type"] == "error" and frame["code"] == "unknown_type"
+    assert frame["type"] == "error" and frame["code"] == "invalid_parameter"
     await communicator.send_json_to({"type": "generate", "model": "fake-chat"})
     frame = await communicator.receive_json_from()
     assert frame["type"] == "error" and "content" in frame["message"]
@@ -216,7 +216,7 @@ async def test_another_users_conversation_is_refused(cookie, fake_pool, other_us
     communicator = await connect(cookie)
     await communicator.send_json_to(generate("let me in", conversation=theirs.pk))
     frame = await communicator.receive_json_from()
-    assert frame == {"type": "error", "message": "conversation not found", "code": "not_found"}
+    assert frame == {"type": "error", "message": "conversation not found", "code": "not_found", "param": "conversation"}
     await communicator.send_json_to({"type": "regenerate", "conversation": theirs.pk})
     frame = await communicator.receive_json_from()
     assert frame["code"] == "not_found"
@@ -226,17 +226,23 @@ async def test_another_users_conversation_is_refused(cookie, fake_pool, other_us
 
 
 async def test_out_of_range_params_are_refused_with_the_panels_message(cookie, fake_pool):
+    """The frame names the first refused parameter with the code and message every API route gives for it."""
     communicator = await connect(cookie)
     await communicator.send_json_to(generate("hi", params={"temperature": 3, "top_p": "0.5"}))
+    assert await communicator.receive_json_from() == {
+        "type": "error",
+        "code": "invalid_parameter",
+        "param": "temperature",
+        "message": "temperature must be a number from 0 to 2 (got 3)",
+    }
+    await communicator.send_json_to(generate("hi", params={"max_tokens": 999999}))
     frame = await communicator.receive_json_from()
-    assert frame["type"] == "error" and frame["code"] == "invalid_params"
-    assert frame["message"] == "Temperature: Ensure this value is less than or equal to 2.0."
-    await communicator.send_json_to(generate("hi", params={"max_tokens": 999999, "seed": -1}))
-    frame = await communicator.receive_json_from()
-    assert "Max tokens: Ensure this value is less than or equal to 2048." in frame["message"]
-    assert "Ensure this value is greater than or equal to 0." in frame["message"]  # the seed
+    assert frame["message"] == "max_tokens must be an integer from 1 to 2048 (got 999999)"
+    await communicator.send_json_to(generate("hi", params={"seed": -1}))
+    assert (await communicator.receive_json_from())["param"] == "seed"
     await communicator.send_json_to(generate("hi", params={"stop": ["a", "b", "c", "d", "e"]}))
-    assert "At most 4 stop sequences." in (await communicator.receive_json_from())["message"]
+    frame = await communicator.receive_json_from()
+    assert frame["message"] == "stop may hold at most 4 sequences (got 5)" and frame["param"] == "stop"
     assert await Conversation.objects.acount() == 0  # nothing saved, nothing generated
     assert fake_pool.workers["fake-chat"].engine is None
     await communicator.disconnect()

@@ -128,9 +128,9 @@ async def test_audio_over_the_limit_is_refused_with_a_clear_error(fake_pool, ses
     ("request_fields", "code", "words"),
     [
         ({"model": "no-such-model"}, "model_not_found", "does not exist"),
-        ({"model": "fake-tts"}, "wrong_task", "is for text-to-speech, not speech-to-text"),
-        ({"language": "xx"}, "invalid_request", "Unknown language"),
-        ({"task": "summarise"}, "invalid_request", "Select a valid choice"),
+        ({"model": "fake-tts"}, "model_not_found", "serves text-to-speech (/v1/audio/speech), not the speech"),
+        ({"language": "xx"}, "invalid_parameter", "Unknown language"),
+        ({"task": "summarise"}, "invalid_parameter", "Select a valid choice"),
     ],
 )
 async def test_bad_request_gets_an_error_frame(fake_pool, session_cookie, request_fields, code, words):
@@ -150,7 +150,7 @@ async def test_audio_without_a_request_and_junk_messages_get_errors(fake_pool, s
     await socket.send_to(bytes_data=AUDIO)
     assert "transcribe message" in (await socket.receive_json_from())["message"]
     await socket.send_to(text_data="not json")
-    assert (await socket.receive_json_from())["code"] == "invalid_request"
+    assert (await socket.receive_json_from())["code"] == "invalid_json"
     await socket.send_json_to({"type": "dance"})
     assert "unknown message type" in (await socket.receive_json_from())["message"]
     await socket.disconnect()

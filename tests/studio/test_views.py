@@ -66,7 +66,7 @@ def test_embedded_text_is_escaped(fake_pool, owner_client):
         ("   \n  \n", "fake-embed", "Enter at least one text"),
         ("\n".join(f"text {n}" for n in range(33)), "fake-embed", "the limit is 32"),
         ("hello", "no-such-model", "does not exist"),
-        ("hello", "fake-tts", "is for text-to-speech, not embeddings"),
+        ("hello", "fake-tts", "serves text-to-speech (/v1/audio/speech), not the embeddings Playground"),
     ],
 )
 def test_bad_embeddings_input_gets_a_clear_message(fake_pool, owner_client, text, model_id, message):
@@ -103,9 +103,9 @@ def test_speech_returns_a_playable_wav(fake_pool, owner_client):
     ("text", "speed", "message"),
     [
         ("   ", "1", "Enter some text to speak."),
-        ("Hi", "4.5", "Speed must be between 0.25 and 4."),
-        ("Hi", "0.1", "Speed must be between 0.25 and 4."),
-        ("Hi", "fast", "Speed must be a number"),
+        ("Hi", "4.5", "speed must be a number from 0.25 to 4 (got 4.5)"),
+        ("Hi", "0.1", "speed must be a number from 0.25 to 4 (got 0.1)"),
+        ("Hi", "fast", "speed must be a number from 0.25 to 4."),
         ("x" * 1001, "1", "at most 1000 characters"),
     ],
 )
@@ -118,7 +118,7 @@ def test_bad_speech_input_gets_a_clear_message(fake_pool, owner_client, text, sp
 
 def test_speech_with_a_speech_to_text_model_is_refused(fake_pool, owner_client):
     response = post_speech(owner_client, "Hi", model_id="fake-stt", **HTMX)
-    assert "is for speech-to-text, not text-to-speech" in response.content.decode()
+    assert "serves speech-to-text (/v1/audio/transcriptions), not the text-to-speech" in response.content.decode()
 
 
 def test_speed_limits_are_accepted(fake_pool, owner_client):

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from inference import ChatMessage, SamplingParams
 from playground import engines
-from playground.catalog.services import text_stream
+from playground.serving import text_stream
 from playground.studio.services import embeddings_create, speech_synthesize, transcription_stream
 from playground.usage.models import PriceVersion, UsageRecord
 from playground.usage.pricing import CATALOG_EPOCH

@@ -12,7 +12,7 @@ import pytest
 from django.db.models import Count, Sum
 
 from inference import ChatMessage, SamplingParams
-from playground.catalog.services import text_stream
+from playground.serving import text_stream
 from playground.studio.services import embeddings_create, speech_synthesize, transcription_stream
 from playground.usage import metrics
 from playground.usage.models import UsageRecord

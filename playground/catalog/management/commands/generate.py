@@ -6,7 +6,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from inference import ChatMessage, EngineError
-from playground.catalog import services
+from playground import serving
 
 
 class Command(BaseCommand):
@@ -38,8 +38,8 @@ class Command(BaseCommand):
         started = time.monotonic()
         first: float | None = None
         try:
-            params = services.sampling_params(model_id=model_id, overrides=overrides)
-            job = services.text_stream(model_id=model_id, params=params, messages=messages, prompt=opts["prompt"])
+            params = serving.sampling_params(model_id=model_id, overrides=overrides)
+            job = serving.text_stream(model_id=model_id, params=params, messages=messages, prompt=opts["prompt"])
             for chunk in job:
                 if first is None and chunk.text:
                     first = time.monotonic()

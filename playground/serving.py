@@ -1,0 +1,305 @@
+"""The one path from every surface to a model: look-up, sampling values, the time limit, cancellation, metering.
+
+The chat and studio sockets, /v1, the TGI routes and the bulk worker all come through here, so a model is looked
+up, a request is timed and stopped, and an inference is metered the same way whichever door it came in by.
+Refusals are ``Problem``s from the one error vocabulary (playground/contract/errors.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+
+from inference import ChatMessage, EngineError, Job, ModelSpec, SamplingParams, TextChunk
+from inference.protocols import EmbeddingEngine, Engine, SpeechToTextEngine, TextEngine, TextToSpeechEngine
+from inference.types import (
+    RANGES,
+    SPEECH_SPEED,
+    EmbeddingResult,
+    InvalidParameterError,
+    Segment,
+    SpeechResult,
+    TextResult,
+    TranscriptionInfo,
+    check_stop,
+)
+from playground import engines
+from playground.contract.errors import Problem, problem
+from playground.usage.services import job_timed_out, metering_for
+
+TEXT_TASKS = ("text-to-text", "text-completion")
+# The endpoint that serves each task, named when a model is asked for on another task's endpoint.
+TASK_ENDPOINTS = {
+    "text-to-text": "/v1/chat/completions",
+    "text-completion": "/v1/completions",
+    "embeddings": "/v1/embeddings",
+    "speech-to-text": "/v1/audio/transcriptions",
+    "text-to-speech": "/v1/audio/speech",
+}
+
+
+# --- models ------------------------------------------------------------------------------------------------------
+
+
+def model_for(*, model_id: object, tasks: Sequence[str], where: str) -> ModelSpec:
+    """The catalog entry for `model_id` if it serves one of `tasks`; else the Problem saying why (404 for an
+    unknown model or one that serves another task)."""
+    if model_id is None or model_id == "":
+        raise Problem("missing_required_parameter", "model is required", param="model")
+    if not isinstance(model_id, str):
+        raise Problem("invalid_type", "model must be a string", param="model")
+    try:
+        spec = engines.get_pool().spec(model_id)
+    except EngineError as exc:
+        raise problem(exc, param="model") from None
+    if spec.task not in tasks:
+        raise Problem(
+            "model_not_found",
+            f"the model {model_id!r} serves {spec.task} ({TASK_ENDPOINTS[spec.task]}), not {where}",
+            param="model",
+        )
+    return spec
+
+
+# --- the time limit ----------------------------------------------------------------------------------------------
+
+
+def timeout_seconds() -> float:
+    """How long any request may take, waiting in line included (PLAYGROUND_REQUEST_TIMEOUT)."""
+    return float(settings.PLAYGROUND_REQUEST_TIMEOUT)
+
+
+def timeout_problem() -> Problem:
+    return Problem(
+        "timeout",
+        f"the request took longer than this server's limit of {timeout_seconds():g} seconds; the model was stopped",
+    )
+
+
+def _stopped_for_time(job: Job[Any]) -> Problem:
+    job_timed_out(job)
+    job.cancel()
+    return timeout_problem()
+
+
+class Run[T]:
+    """Iterate a job against the time limit. Past it the engine is stopped, the meter records a timeout and
+    Problem("timeout") is raised; an engine's refusal is raised as its Problem (naming `param` when it names
+    nothing itself). ``close()`` stops the engine if it is still running."""
+
+    def __init__(self, job: Job[T], *, param: str | None = None) -> None:
+        self.job = job
+        self.param = param
+        self.deadline = asyncio.get_running_loop().time() + timeout_seconds()
+        self._items: AsyncIterator[T] = aiter(job)
+
+    async def next(self) -> T:
+        """The next item; StopAsyncIteration when the job has ended."""
+        try:
+            async with asyncio.timeout_at(self.deadline):
+                return await anext(self._items)
+        except TimeoutError:
+            raise _stopped_for_time(self.job) from None
+        except EngineError as exc:
+            raise problem(exc, param=self.param) from None
+
+    async def __aiter__(self) -> AsyncIterator[T]:
+        try:
+            while True:
+                try:
+                    yield await self.next()
+                except StopAsyncIteration:
+                    return
+        finally:
+            await self.close()
+
+    async def close(self) -> None:
+        self.job.cancel()
+        await self._items.aclose()  # type: ignore[attr-defined]  # Job.__aiter__ is an async generator
+
+
+async def run_one[T](job: Job[T], *, param: str | None = None) -> T:
+    """The first item of a job that yields one result (embeddings, speech), within the time limit."""
+    run = Run(job, param=param)
+    try:
+        return await run.next()
+    finally:
+        await run.close()
+
+
+def run_all[T](job: Job[T], *, stopped: threading.Event | None = None) -> list[T]:
+    """Every item of a job, blocking (the bulk worker), within the time limit; `stopped` cancels it early."""
+    deadline = time.monotonic() + timeout_seconds()
+    items: list[T] = []
+    try:
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise _stopped_for_time(job)
+            try:
+                finished, item = job.get(timeout=min(remaining, 0.5))
+            except queue.Empty:
+                if stopped is not None and stopped.is_set():
+                    job.cancel()
+                continue
+            except EngineError as exc:
+                raise problem(exc) from None
+            if finished:
+                return items
+            items.append(item)
+    finally:
+        job.cancel()
+
+
+# --- text --------------------------------------------------------------------------------------------------------
+
+
+def sampling_params(
+    *, model_id: str, overrides: Mapping[str, Any], names: Mapping[str, str] | None = None
+) -> SamplingParams:
+    """The model's catalog defaults, then the caller's values, checked against RANGES (max_tokens against the
+    model's context). A refusal names the parameter as the caller's dialect does (`names`: canonical -> its name)."""
+    spec = engines.get_pool().spec(model_id)
+    values: dict[str, Any] = {**spec.defaults, **{k: v for k, v in overrides.items() if v is not None}}
+    try:
+        for name in ("top_k", "max_tokens", "seed"):  # integers given as 5.0 (RANGES accepts them)
+            if isinstance(values.get(name), float):
+                RANGES[name].check(values[name])
+                values[name] = int(values[name])
+        if values.get("max_tokens") is not None:
+            RANGES["max_tokens"].check(values["max_tokens"], high=spec.n_ctx or None)
+        if "stop" in values:
+            values["stop"] = check_stop(values["stop"])
+        return SamplingParams(**values)
+    except InvalidParameterError as exc:
+        name = (names or {}).get(exc.param or "", exc.param or "")
+        raise Problem("invalid_parameter", str(exc.renamed(name)), param=name) from None
+
+
+def text_stream(
+    *,
+    model_id: str,
+    params: SamplingParams,
+    messages: Sequence[ChatMessage] = (),
+    prompt: str = "",
+    background: bool = False,
+) -> Job[TextChunk]:
+    """Queue a generation; iterate the job (through Run or run_all) for chunks. A chat model takes messages (or
+    the prompt as one user message), a completion model a prompt. The last chunk says why it stopped.
+
+    Background (bulk) generations wait behind every interactive request for the same model.
+    """
+    pool = engines.get_pool()
+    spec = model_for(model_id=model_id, tasks=TEXT_TASKS, where="text generation")
+    if spec.task == "text-to-text":
+        if not messages:
+            if not prompt:
+                raise Problem("invalid_parameter", "a chat model needs messages", param="messages")
+            messages = [ChatMessage("user", prompt)]
+
+        def run(engine: TextEngine, stop: threading.Event) -> Iterator[TextChunk]:
+            return engine.chat(messages, params, stop)
+
+    else:
+        if not prompt:
+            raise Problem("invalid_parameter", "a completion model needs a prompt", param="prompt")
+
+        def run(engine: TextEngine, stop: threading.Event) -> Iterator[TextChunk]:
+            return engine.complete(prompt, params, stop)
+
+    return pool.submit(model_id, run, metering_for(model_id=model_id), background=background)
+
+
+def text_generate(
+    *, model_id: str, params: SamplingParams, messages: Sequence[ChatMessage] = (), prompt: str = ""
+) -> TextResult:
+    """Generate a whole reply (blocking), within the time limit."""
+    chunks = run_all(text_stream(model_id=model_id, params=params, messages=messages, prompt=prompt))
+    last = chunks[-1]
+    assert last.finish_reason is not None and last.usage is not None  # the engine contract
+    return TextResult(
+        text="".join(c.text for c in chunks),
+        finish_reason=last.finish_reason,
+        usage=last.usage,
+        stop_sequence=last.stop_sequence,
+    )
+
+
+# --- embeddings, speech-to-text, text-to-speech ------------------------------------------------------------------
+
+
+def _submit[E: Engine, T](model_id: str, fn: Callable[[E, threading.Event], Iterator[T]]) -> Job[T]:
+    return engines.get_pool().submit(model_id, fn, metering_for(model_id=model_id))
+
+
+def embeddings_job(*, model_id: str, texts: Sequence[str], dimensions: int | None = None) -> Job[EmbeddingResult]:
+    """Embed each text (vectors L2-normalised). `dimensions` must be the model's own size: checked on the worker
+    before any work, refused as a Problem naming dimensions."""
+    texts = list(texts)
+
+    def run(engine: EmbeddingEngine, _stop: threading.Event) -> Iterator[EmbeddingResult]:
+        if dimensions is not None and dimensions != engine.dimensions:
+            raise Problem(
+                "unsupported_parameter",
+                f"dimensions: this model returns {engine.dimensions}-dimensional vectors and cannot shorten them",
+                param="dimensions",
+            )
+        yield engine.embed(texts)
+
+    return _submit(model_id, run)
+
+
+@dataclass(frozen=True)
+class TranscriptionEnd:
+    """The last item of a transcription: how much audio, and how long decoding took (model load excluded)."""
+
+    audio_seconds: float
+    processing_seconds: float
+
+    @property
+    def real_time_factor(self) -> float | None:
+        return self.processing_seconds / self.audio_seconds if self.audio_seconds > 0 else None
+
+
+TranscriptionItem = TranscriptionInfo | Segment | TranscriptionEnd
+
+
+def transcription_job(
+    *, model_id: str, audio: bytes, task: str = "transcribe", language: str | None = None
+) -> Job[TranscriptionItem]:
+    """Queue a transcription (or translation into English). The job yields one TranscriptionInfo, each Segment as
+    it is decoded, then a TranscriptionEnd. Undecodable audio raises AudioDecodeError before anything is yielded."""
+    if not audio:
+        raise Problem("invalid_parameter", "the audio file is empty", param="file")
+
+    def run(engine: SpeechToTextEngine, stop: threading.Event) -> Iterator[TranscriptionItem]:
+        started = time.monotonic()  # the engine is loaded by now: the factor measures decoding only
+        info, segments = engine.transcribe(audio, language=language or None, task=task, stop_event=stop)
+        yield info
+        for segment in segments:
+            if stop.is_set():
+                return
+            yield segment
+        yield TranscriptionEnd(audio_seconds=info.duration, processing_seconds=time.monotonic() - started)
+
+    return _submit(model_id, run)
+
+
+def speech_job(*, model_id: str, text: str, speed: float = 1.0) -> Job[SpeechResult]:
+    """Speak the text: one SpeechResult (a 16-bit WAV)."""
+    try:
+        SPEECH_SPEED.check(speed)
+    except InvalidParameterError as exc:
+        raise Problem("invalid_parameter", str(exc), param="speed") from None
+
+    def run(engine: TextToSpeechEngine, _stop: threading.Event) -> Iterator[SpeechResult]:
+        yield engine.synthesize(text, speed=speed)
+
+    return _submit(model_id, run)
