@@ -16,10 +16,11 @@ from django.tasks.exceptions import TaskResultDoesNotExist
 from django.utils import timezone
 
 from inference.types import InvalidRequestError
-from playground import engines
+from playground import serving
 from playground.bulk.csvfile import prompts_read
 from playground.bulk.models import BulkItem, BulkJob, Dataset, Prompt
 from playground.bulk.processing import lease
+from playground.serving import TEXT_TASKS
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +32,6 @@ except ImportError:  # pragma: no cover
     NO_SUCH_TASK = (TaskResultDoesNotExist,)
 
 BATCH = 2000  # rows per INSERT: memory stays flat however large the file
-TEXT_TASKS = ("text-to-text", "text-completion")
 
 
 def dataset_create(*, user: AbstractBaseUser, name: str) -> Dataset:
@@ -70,9 +70,7 @@ def job_create(
     *, user: AbstractBaseUser, dataset: Dataset, model_id: str, params: dict[str, Any], system_prompt: str = ""
 ) -> BulkJob:
     """Queue a job over the dataset's prompts as they are now; returns at once."""
-    spec = engines.get_pool().spec(model_id)
-    if spec.task not in TEXT_TASKS:
-        raise InvalidRequestError(f"the model {model_id!r} does not generate text")
+    serving.model_for(model_id=model_id, tasks=TEXT_TASKS, where="a bulk job (text models)")
     last = dataset.prompts.aggregate(last=Max("position"))["last"] or 0
     if not last:
         raise InvalidRequestError(f"the dataset {dataset.name!r} has no prompts yet")

@@ -21,7 +21,6 @@ from playground.bulk.csvfile import MAX_BYTES, CsvProblem
 from playground.bulk.forms import JobForm, UploadForm
 from playground.bulk.models import BulkItem, BulkJob, Dataset
 from playground.bulk.services import (
-    TEXT_TASKS,
     dataset_create,
     dataset_upload,
     job_cancel,
@@ -34,6 +33,7 @@ from playground.bulk.services import (
     result_rows,
 )
 from playground.catalog.forms import SamplingForm
+from playground.serving import TEXT_TASKS
 
 
 def _on_disk(upload: UploadedFile) -> tuple[Path, bool]:

@@ -10,7 +10,6 @@ from playground import engines
 from playground.catalog.models import ModelStats
 from playground.catalog.pricing import price_summary
 
-TEXT_TASKS = ("text-to-text", "text-completion")
 # The catalog's filter groups: a completion model is text in, text out too.
 TASK_FILTERS = {
     "text-to-text": ("Text-to-Text", ("text-to-text", "text-completion")),

@@ -13,12 +13,12 @@ from playground.catalog.forms import SamplingForm
 from playground.catalog.pricing import price_lines
 from playground.catalog.selectors import (
     TASK_FILTERS,
-    TEXT_TASKS,
     health_report,
     model_list,
     model_row,
     text_model_choices,
 )
+from playground.serving import TEXT_TASKS
 
 TABS = (
     ("overview", "Overview"),

@@ -4,7 +4,8 @@ from typing import Any
 
 from django import forms
 
-from playground import engines
+from inference import EngineError
+from playground import engines, serving
 from playground.catalog.forms import SamplingForm
 from playground.chat.models import Conversation
 
@@ -37,12 +38,11 @@ class GenerateForm(forms.Form):
         data = super().clean()
         model_id, mode = data.get("model"), data.get("mode")
         if model_id and mode:
-            spec = engines.get_pool().specs.get(model_id)
             task = "text-to-text" if mode == "chat" else "text-completion"
-            if spec is None:
-                self.add_error("model", f"the model {model_id!r} does not exist")
-            elif spec.task != task:
-                self.add_error("model", f"the model {model_id!r} is not a {task} model")
+            try:
+                serving.model_for(model_id=model_id, tasks=(task,), where=f"the {mode} Playground")
+            except EngineError as exc:
+                self.add_error("model", str(exc))
         return data
 
 

@@ -179,7 +179,9 @@ async def test_bad_frames_get_an_error_frame_and_the_socket_stays_open(cookie, f
     assert frame["type"] == "error" and "content" in frame["message"]
     await communicator.send_json_to(generate("hi", model="fake-embed"))
     frame = await communicator.receive_json_from()
-    assert frame["type"] == "error" and "not a text-to-text model" in frame["message"]
+    assert (
+        frame["type"] == "error" and "serves embeddings (/v1/embeddings), not the chat Playground" in frame["message"]
+    )
     await communicator.send_json_to(generate("hi", model="no-such-model"))
     assert "does not exist" in (await communicator.receive_json_from())["message"]
     await communicator.send_json_to(generate("   "))
@@ -319,7 +321,10 @@ async def test_completion_models_stream_a_plain_prompt_without_saving_a_conversa
     assert await Conversation.objects.acount() == 0
     assert (await ModelStats.objects.aget(model_id="fake-completion")).text_samples == 1
     await communicator.send_json_to({**frame, "model": "fake-chat"})
-    assert "not a text-completion model" in (await communicator.receive_json_from())["message"]
+    assert (
+        "serves text-to-text (/v1/chat/completions), not the completion Playground"
+        in (await communicator.receive_json_from())["message"]
+    )
     await communicator.disconnect()
 
 
