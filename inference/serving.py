@@ -51,6 +51,8 @@ class JobObserver(Protocol):
     gone away (a closed socket, a timeout), so a reply cut short is still counted once.
     """
 
+    def start(self) -> None: ...
+
     def item(self, item: Any) -> None: ...
 
     def done(self, *, cancelled: bool, error: BaseException | None) -> None: ...
@@ -210,6 +212,11 @@ class ModelWorker:
     def busy(self) -> bool:
         return bool(self._running)
 
+    @property
+    def running(self) -> int:
+        """Requests running now: up to the engine's batch slots."""
+        return len(self._running)
+
     def _discard(self, job: Job[Any]) -> None:
         with self._cond:
             try:
@@ -268,6 +275,8 @@ class ModelWorker:
             try:
                 with self.lock if self.concurrency == 1 else contextlib.nullcontext():
                     engine = self.load()
+                    if job.observer is not None:
+                        job.observer.start()  # the engine takes the request now: time to first token counts from here
                     items = job.fn(engine, job.stop_event)  # a refusal (bad request) raises here
                     started = True
                     for item in items:

@@ -267,6 +267,18 @@ class TranscriptionInfo:
 
 
 @dataclass(frozen=True)
+class TranscriptionEnd:
+    """The last item of a streamed transcription: how much audio, and how long decoding took (load excluded)."""
+
+    audio_seconds: float
+    processing_seconds: float
+
+    @property
+    def real_time_factor(self) -> float | None:
+        return self.processing_seconds / self.audio_seconds if self.audio_seconds > 0 else None
+
+
+@dataclass(frozen=True)
 class TranscriptionResult:
     text: str
     language: str

@@ -8,11 +8,11 @@ Refusals are ``Problem``s from the one error vocabulary (playground/contract/err
 from __future__ import annotations
 
 import asyncio
+import logging
 import queue
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
@@ -27,12 +27,15 @@ from inference.types import (
     Segment,
     SpeechResult,
     TextResult,
+    TranscriptionEnd,
     TranscriptionInfo,
     check_stop,
 )
 from playground import engines
 from playground.contract.errors import Problem, problem
 from playground.usage.services import job_timed_out, metering_for
+
+logger = logging.getLogger(__name__)
 
 TEXT_TASKS = ("text-to-text", "text-completion")
 # The endpoint that serves each task, named when a model is asked for on another task's endpoint.
@@ -89,6 +92,11 @@ def _stopped_for_time(job: Job[Any]) -> Problem:
     return timeout_problem()
 
 
+def _engine_failed(job: Job[Any], exc: Exception) -> Problem:
+    logger.error("model %s failed: %r", job.worker.model_id, exc)
+    return Problem("engine_error", "the model failed while answering; the server log has the details")
+
+
 class Run[T]:
     """Iterate a job against the time limit. Past it the engine is stopped, the meter records a timeout and
     Problem("timeout") is raised; an engine's refusal is raised as its Problem (naming `param` when it names
@@ -105,10 +113,14 @@ class Run[T]:
         try:
             async with asyncio.timeout_at(self.deadline):
                 return await anext(self._items)
+        except StopAsyncIteration:
+            raise
         except TimeoutError:
             raise _stopped_for_time(self.job) from None
         except EngineError as exc:
             raise problem(exc, param=self.param) from None
+        except Exception as exc:  # the engine itself failed; the meter has recorded the error
+            raise _engine_failed(self.job, exc) from exc
 
     async def __aiter__(self) -> AsyncIterator[T]:
         try:
@@ -151,6 +163,8 @@ def run_all[T](job: Job[T], *, stopped: threading.Event | None = None) -> list[T
                 continue
             except EngineError as exc:
                 raise problem(exc) from None
+            except Exception as exc:
+                raise _engine_failed(job, exc) from exc
             if finished:
                 return items
             items.append(item)
@@ -254,18 +268,6 @@ def embeddings_job(*, model_id: str, texts: Sequence[str], dimensions: int | Non
         yield engine.embed(texts)
 
     return _submit(model_id, run)
-
-
-@dataclass(frozen=True)
-class TranscriptionEnd:
-    """The last item of a transcription: how much audio, and how long decoding took (model load excluded)."""
-
-    audio_seconds: float
-    processing_seconds: float
-
-    @property
-    def real_time_factor(self) -> float | None:
-        return self.processing_seconds / self.audio_seconds if self.audio_seconds > 0 else None
 
 
 TranscriptionItem = TranscriptionInfo | Segment | TranscriptionEnd

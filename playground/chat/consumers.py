@@ -41,7 +41,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,7 +54,7 @@ from playground.chat.forms import GenerateForm, sampling_form
 from playground.chat.models import Conversation
 from playground.chat.selectors import conversation_get
 from playground.contract.errors import Problem, problem
-from playground.usage.services import Caller, caller_set
+from playground.usage.services import Caller, caller_set, measured
 
 logger = logging.getLogger(__name__)
 
@@ -243,17 +242,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def _stream_reply(self, reply: Reply) -> None:
         job = reply.job
         poller = asyncio.create_task(self._report_queue(job))
-        started = first_token = None
+        started = False
         finish, usage = None, None
         try:
             async for chunk in serving.Run(job):
-                now = time.monotonic()
-                if started is None:
+                if not started:
                     poller.cancel()
-                    started = job.started_at or now
+                    started = True
                     await self.send_json({"type": "started"})
                 if chunk.text:
-                    first_token = first_token or now
                     reply.parts.append(chunk.text)
                     await self.send_json({"type": "token", "text": chunk.text})
                 if chunk.finish_reason is not None:
@@ -278,11 +275,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 }
             )
             return
-        ended = time.monotonic()
-        ttft = first_token - started if first_token is not None and started is not None else None
-        tps = None
-        if first_token is not None and usage.completion_tokens > 1 and ended > first_token:
-            tps = (usage.completion_tokens - 1) / (ended - first_token)  # decode speed, after the first token
+        # The speed as the one meter measured it (the card, the ledger and /metrics read the same figures).
+        meter = measured(job)
+        ttft = meter.ttft_seconds if meter else None
+        tps = meter.tokens_per_second if meter else None
         message = await database_sync_to_async(services.reply_record)(
             model_id=reply.model_id,
             params=reply.params,

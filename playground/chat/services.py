@@ -9,7 +9,6 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
 from inference import ChatMessage, InvalidRequestError, Job, SamplingParams, TextChunk, Usage
-from playground.catalog.services import model_stats_record
 from playground.chat.models import Conversation, Message
 from playground.chat.selectors import conversation_history
 from playground.serving import text_stream
@@ -118,10 +117,11 @@ def reply_record(
     tokens_per_second: float | None,
     turn: Turn | None = None,
 ) -> Message | None:
-    """Record one finished (or cut short) reply, exactly once: the saved message and the model's speed.
+    """Record one finished (or cut short) reply, exactly once: the saved message with the speed the meter
+    measured (the meter itself folds that speed into the model's card).
 
     A chat reply is saved in its conversation with its parameters, usage, metrics and finish reason;
-    a completion (no turn) is not saved. Billing hooks in here too.
+    a completion (no turn) is not saved. Billing and the card are the meter's (playground/usage/services.py).
     """
     message = None
     if turn is not None:
@@ -141,6 +141,4 @@ def reply_record(
                 finish_reason=finish_reason,
             )
             Conversation.objects.filter(pk=turn.conversation.pk).update(updated_at=message.created_at)
-    if tokens_per_second is not None or ttft_seconds is not None:
-        model_stats_record(model_id=model_id, tokens_per_second=tokens_per_second, ttft_seconds=ttft_seconds)
     return message

@@ -19,21 +19,14 @@ import json
 import logging
 from typing import Any
 
-from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from inference import EngineError, Job
-from inference.types import Segment, TranscriptionInfo
+from inference.types import Segment, TranscriptionEnd, TranscriptionInfo
 from playground import serving
 from playground.contract.errors import Problem, problem
 from playground.studio.forms import TranscribeForm
-from playground.studio.services import (
-    SPEECH_MAX_BYTES,
-    TranscriptionEnd,
-    audio_too_large,
-    transcription_stats_record,
-    transcription_stream,
-)
+from playground.studio.services import SPEECH_MAX_BYTES, audio_too_large, transcription_stream
 from playground.usage.services import Caller, caller_set
 
 logger = logging.getLogger(__name__)
@@ -167,11 +160,7 @@ class SpeechConsumer(AsyncWebsocketConsumer):
             return
         if end is None:  # the job was cancelled from elsewhere
             return
-        try:
-            await database_sync_to_async(transcription_stats_record)(model_id=model_id, end=end)
-        except Exception:  # the speed shown on the card is a nicety; never fail the reply for it
-            logger.exception("could not record the speed of %s", model_id)
-        factor = end.real_time_factor
+        factor = end.real_time_factor  # the meter folds it into the card
         await self.send_json(
             {
                 "type": "done",

@@ -7,14 +7,12 @@ from inference import Job
 from inference.types import EmbeddingResult, SpeechResult
 from playground import serving
 from playground.contract.errors import Problem
-from playground.serving import TranscriptionEnd, TranscriptionItem
+from playground.serving import TranscriptionItem
 
 SPEECH_MAX_BYTES = 25 * 1024 * 1024  # what an upload or a recording may weigh
 TTS_MAX_CHARACTERS = 1000  # the WAV comes back inline; keep the page a sensible size
 EMBEDDINGS_MAX_TEXTS = 32
 EMBEDDINGS_MAX_CHARACTERS = 20_000
-
-__all__ = ["TranscriptionEnd", "TranscriptionItem"]
 
 
 def audio_too_large(size: int) -> Problem:
@@ -36,15 +34,6 @@ def transcription_stream(
     if task not in ("transcribe", "translate"):
         raise Problem("invalid_parameter", "task must be 'transcribe' or 'translate'", param="task")
     return serving.transcription_job(model_id=spec.id, audio=audio, task=task, language=language)
-
-
-def transcription_stats_record(*, model_id: str, end: TranscriptionEnd) -> None:
-    """Fold a finished transcription's speed into the model card (sync ORM)."""
-    from playground.catalog.services import model_stats_record
-
-    factor = end.real_time_factor
-    if factor is not None:
-        model_stats_record(model_id=model_id, real_time_factor=factor)
 
 
 def embeddings_create(*, model_id: str, texts: list[str]) -> EmbeddingResult:

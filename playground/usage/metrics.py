@@ -20,6 +20,10 @@ COUNTERS = {
     "completion_tokens": ("playground_completion_tokens_total", "Completion (output) tokens generated."),
     "audio_seconds": ("playground_audio_seconds_total", "Seconds of audio transcribed."),
     "characters": ("playground_characters_total", "Characters synthesised to speech."),
+    "usage_write_failures": (
+        "playground_usage_write_failures_total",
+        "Usage records that could not be written after every retry (logged with their request id).",
+    ),
 }
 HISTOGRAMS = {
     "ttft": ("playground_ttft_seconds", "Time to first token (or first segment)."),
@@ -42,6 +46,11 @@ def _observe(name: str, model: str, endpoint: str, seconds: float) -> None:
     counts = _histograms.setdefault(key, [0.0] * (len(BUCKETS) + 2))  # buckets..., +Inf, sum
     counts[bisect.bisect_left(BUCKETS, seconds)] += 1
     counts[-1] += seconds
+
+
+def usage_write_failed(*, model: str, endpoint: str) -> None:
+    with _lock:
+        _counters[("usage_write_failures", model, endpoint)] += 1
 
 
 def usage_observe(record: Any) -> None:
@@ -99,7 +108,11 @@ def metrics_render() -> str:
     status = pool.status()
     gauges = (
         ("playground_queue_depth", "Requests waiting in each model's queue.", lambda s: s.waiting),
-        ("playground_in_flight", "Requests running on each model (0 or 1).", lambda s: int(pool.workers[s.id].busy)),
+        (
+            "playground_in_flight",
+            "Requests running on each model (up to its batch slots).",
+            lambda s: pool.workers[s.id].running,
+        ),
     )
     for name, help_text, gauge in gauges:
         lines += [f"# HELP {name} {help_text}", f"# TYPE {name} gauge"]

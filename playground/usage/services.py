@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -13,11 +13,11 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, connections, transaction
+from django.db import DatabaseError, IntegrityError, OperationalError, connections, transaction
 from django.utils import timezone
 
 from inference import InvalidRequestError, Usage
-from inference.types import EmbeddingResult, Segment, TextChunk, TranscriptionInfo
+from inference.types import EmbeddingResult, Segment, SpeechResult, TextChunk, TranscriptionEnd, TranscriptionInfo
 from playground import engines
 from playground.usage.models import UsageRecord
 from playground.usage.pricing import cost_of, price_at
@@ -31,10 +31,14 @@ def new_request_id() -> str:
 
 @dataclass
 class Metering:
-    """Meters one inference. Passed as the job's observer, it sees every item on the model's worker
-    thread and writes the ledger record exactly once when the job ends, however it ends: finished,
-    cancelled by the client, stopped by a timeout (the caller sets `timed_out` first) or failed.
+    """The one meter. Passed as the job's observer, it sees every item on the model's worker thread, by type,
+    and when the job ends, however it ends (finished, cancelled by the client, stopped by a timeout (the caller
+    sets `timed_out` first) or failed), it writes the ledger record exactly once and folds the measured speed
+    into the model's card. The Playground's reply frames, the card, /metrics and the ledger all read it.
     A request refused before any work (a bad parameter) is not an inference and is not recorded.
+
+    Time to first token counts from when the engine took the request (`start`), so waiting in line is not the
+    model's speed; latency counts from submission, as the client waited.
     """
 
     user: Any
@@ -42,50 +46,110 @@ class Metering:
     source: str
     endpoint: str
     token: Any = None
+    ledger: bool = True  # write the record and the card's figures (off: measure only)
     request_id: str = field(default_factory=new_request_id)
     started: float = field(default_factory=time.monotonic)
+    engine_started: float | None = None
+    first_output: float | None = None
+    ended: float | None = None
     usage: Usage = field(default_factory=Usage)
     embedding_inputs: int = 0
-    ttft_ms: float | None = None
     finish_reason: str | None = None
+    finished: bool = False  # the engine delivered its whole result
+    processing_seconds: float | None = None  # speech-to-text: decoding time
     timed_out: bool = False
     record: UsageRecord | None = None
 
-    def item(self, item: Any) -> None:
-        # Text pieces (the engine's TextChunk, or an API's own piece type) carry text and a finish reason.
-        is_text = isinstance(item, TextChunk) or hasattr(item, "finish_reason")
-        if self.ttft_ms is None and (isinstance(item, Segment) or (is_text and bool(getattr(item, "text", "")))):
-            self.ttft_ms = (time.monotonic() - self.started) * 1000
-        if isinstance(item, TranscriptionInfo):
+    def start(self) -> None:
+        self.engine_started = time.monotonic()
+
+    def item(self, item: object) -> None:
+        now = time.monotonic()
+        if isinstance(item, TextChunk):
+            if item.text and self.first_output is None:
+                self.first_output = now
+            if item.finish_reason is not None:
+                self.usage = item.usage or Usage()
+                self.finish_reason = item.finish_reason
+                self.finished = item.finish_reason != "cancelled"
+        elif isinstance(item, TranscriptionInfo):
             self.usage = Usage(audio_seconds=item.duration)
-        elif getattr(item, "usage", None) is not None:
+        elif isinstance(item, Segment):
+            self.first_output = self.first_output or now
+        elif isinstance(item, TranscriptionEnd):
+            self.processing_seconds = item.processing_seconds
+            self.finished = True
+        elif isinstance(item, EmbeddingResult):
             self.usage = item.usage
-            self.finish_reason = getattr(item, "finish_reason", None)
-            if isinstance(item, EmbeddingResult):
-                self.embedding_inputs = len(item.vectors)
+            self.embedding_inputs = len(item.vectors)
+            self.finished = True
+        elif isinstance(item, SpeechResult):
+            self.usage = item.usage
+            self.finished = True
+        else:
+            raise TypeError(f"the meter does not know {type(item).__name__}: add it to Metering.item")
+
+    @property
+    def ttft_seconds(self) -> float | None:
+        if self.first_output is None:
+            return None
+        return self.first_output - (self.engine_started or self.started)
+
+    @property
+    def tokens_per_second(self) -> float | None:
+        """Decode speed after the first token."""
+        tokens, first, ended = self.usage.completion_tokens, self.first_output, self.ended
+        if first is None or ended is None or tokens < 2 or ended <= first:
+            return None
+        return (tokens - 1) / (ended - first)
+
+    @property
+    def real_time_factor(self) -> float | None:
+        if self.processing_seconds is None or self.usage.audio_seconds <= 0:
+            return None
+        return self.processing_seconds / self.usage.audio_seconds
+
+    def outcome(self, *, cancelled: bool, error: BaseException | None) -> str:
+        if self.timed_out:
+            return UsageRecord.Outcome.TIMEOUT
+        if error is not None:
+            return UsageRecord.Outcome.ERROR
+        if self.finished:
+            return UsageRecord.Outcome.FINISHED
+        return UsageRecord.Outcome.CANCELLED
 
     def done(self, *, cancelled: bool, error: BaseException | None) -> None:
-        if isinstance(error, InvalidRequestError):
+        self.ended = time.monotonic()
+        if isinstance(error, InvalidRequestError) or not self.ledger:
             return
-        if self.timed_out:
-            outcome = UsageRecord.Outcome.TIMEOUT
-        elif error is not None:
-            outcome = UsageRecord.Outcome.ERROR
-        elif self.finish_reason == "cancelled" or (cancelled and self.finish_reason is None):
-            outcome = UsageRecord.Outcome.CANCELLED
-        else:
-            outcome = UsageRecord.Outcome.FINISHED
+        outcome = self.outcome(cancelled=cancelled, error=error)
         try:
             self.record = usage_record(
                 metering=self,
                 outcome=outcome,
                 error=str(error or ""),
-                latency_ms=(time.monotonic() - self.started) * 1000,
+                latency_ms=(self.ended - self.started) * 1000,
             )
+            if outcome in (UsageRecord.Outcome.FINISHED, UsageRecord.Outcome.CANCELLED):
+                self._card_record()
         finally:
             # This runs on a model's worker thread: hand its database connection back rather than
             # keep one open per model thread between requests.
             connections.close_all()
+
+    def _card_record(self) -> None:
+        """The model card's measured speed, from this inference."""
+        from playground.catalog.services import model_stats_record
+
+        ttft, tps, rtf = self.ttft_seconds, self.tokens_per_second, self.real_time_factor
+        if ttft is None and tps is None and rtf is None:
+            return
+        if self.processing_seconds is not None:  # speech-to-text: its factor, not a token speed
+            ttft = None
+        try:
+            model_stats_record(model_id=self.model_id, tokens_per_second=tps, ttft_seconds=ttft, real_time_factor=rtf)
+        except DatabaseError:  # the card's speed is a nicety; never lose the worker for it
+            logger.exception("could not record the speed of %s", self.model_id)
 
 
 @dataclass(frozen=True)
@@ -116,19 +180,55 @@ def metered_as(caller: Caller) -> Iterator[None]:
 
 
 def metering_for(*, model_id: str) -> Metering | None:
-    """A fresh meter for one inference by the current caller (None outside any caller: operator tools)."""
+    """A fresh meter for one inference by the current caller (None outside any caller: operator tools). With
+    PLAYGROUND_METERING off it measures without writing."""
     caller = _caller.get()
-    if caller is None or not settings.PLAYGROUND_METERING:
+    if caller is None:
         return None
     return Metering(
-        user=caller.user, token=caller.token, source=caller.source, endpoint=caller.endpoint, model_id=model_id
+        user=caller.user,
+        token=caller.token,
+        source=caller.source,
+        endpoint=caller.endpoint,
+        model_id=model_id,
+        ledger=settings.PLAYGROUND_METERING,
     )
+
+
+def measured(job: Any) -> Metering | None:
+    """The meter of a job that has ended (its figures: ttft_seconds, tokens_per_second, record)."""
+    return job.observer if isinstance(job.observer, Metering) else None
 
 
 def job_timed_out(job: Any) -> None:
     """Mark a job's record as a timeout; call just before cancelling it for running past its limit."""
     if isinstance(job.observer, Metering):
         job.observer.timed_out = True
+
+
+# A usage row that meets a locked database (SQLite while another writer holds it) is retried this many times,
+# waiting twice as long each time, before it is counted as lost (playground_usage_write_failures_total).
+WRITE_RETRIES = 8
+WRITE_FIRST_WAIT = 0.05  # seconds; 8 tries wait 12.75 s in all
+
+
+def _create_retrying(create: Callable[[], UsageRecord], *, metering: Metering) -> UsageRecord:
+    wait = WRITE_FIRST_WAIT
+    for attempt in range(WRITE_RETRIES + 1):
+        try:
+            with transaction.atomic():
+                return create()
+        except OperationalError as exc:
+            if "locked" not in str(exc) or attempt == WRITE_RETRIES:
+                from playground.usage import metrics
+
+                metrics.usage_write_failed(model=metering.model_id, endpoint=metering.endpoint)
+                logger.error("usage record %s could not be written: %s", metering.request_id, exc)
+                raise
+            logger.warning("usage record %s: database locked, retrying in %.2f s", metering.request_id, wait)
+            time.sleep(wait)
+            wait *= 2
+    raise AssertionError("unreachable")
 
 
 def usage_record(*, metering: Metering, outcome: str, error: str, latency_ms: float) -> UsageRecord:
@@ -149,8 +249,8 @@ def usage_record(*, metering: Metering, outcome: str, error: str, latency_ms: fl
         characters=usage.characters,
     )
     try:
-        with transaction.atomic():
-            record = UsageRecord.objects.create(
+        record = _create_retrying(
+            lambda: UsageRecord.objects.create(
                 request_id=metering.request_id,
                 user=metering.user,
                 token=metering.token,
@@ -163,13 +263,15 @@ def usage_record(*, metering: Metering, outcome: str, error: str, latency_ms: fl
                 audio_seconds=audio,
                 characters=usage.characters,
                 embedding_inputs=metering.embedding_inputs,
-                ttft_ms=metering.ttft_ms,
+                ttft_ms=None if metering.ttft_seconds is None else metering.ttft_seconds * 1000,
                 latency_ms=latency_ms,
                 outcome=outcome,
                 error=error[:300],
                 price_version=price,
                 cost=cost,
-            )
+            ),
+            metering=metering,
+        )
     except IntegrityError:  # the same request recorded concurrently: keep the first
         return UsageRecord.objects.get(request_id=metering.request_id)
     from playground.usage import metrics

@@ -68,6 +68,7 @@ def generate(content: str = "hello there", **extra: Any) -> dict[str, Any]:
     return {"type": "generate", "model": "fake-chat", "conversation": None, "system": "", "content": content, **extra}
 
 
+@pytest.mark.metering  # the meter writes the card's speed
 async def test_tokens_stream_as_generated_and_the_reply_is_saved_with_params_and_usage(cookie, fake_pool, user):
     communicator = await connect(cookie)
     await communicator.send_json_to(generate("hello there", system="Be brief.", params={"temperature": 0.3, "seed": 7}))
@@ -309,6 +310,7 @@ async def test_a_new_prompt_cancels_the_running_reply_first(cookie, fake_pool):
     await communicator.disconnect()
 
 
+@pytest.mark.metering  # the meter writes the card's speed
 async def test_completion_models_stream_a_plain_prompt_without_saving_a_conversation(cookie, fake_pool):
     communicator = await connect(cookie)
     frame = {"type": "generate", "mode": "completion", "model": "fake-completion", "content": "Once upon"}

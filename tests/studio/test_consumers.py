@@ -87,6 +87,7 @@ async def test_more_audio_than_announced_is_an_error(fake_pool, session_cookie):
     await socket.disconnect()
 
 
+@pytest.mark.metering  # the meter writes the card's speed
 async def test_finished_transcription_records_real_time_factor(fake_pool, session_cookie):
     socket = await start(session_cookie)
     frames = [await socket.receive_json_from()]

@@ -168,3 +168,61 @@ def test_unpriced_model_is_charged_its_catalog_prices(user):
         assert record.price_version.note == "catalog default"
     finally:
         engines.set_pool(None)
+
+
+def test_a_locked_database_is_retried_and_a_lost_row_is_counted(fake_pool, user, monkeypatch, caplog):
+    from django.db import OperationalError
+
+    from playground.usage import metrics, services
+
+    monkeypatch.setattr(services, "WRITE_FIRST_WAIT", 0.001)
+    real_create = UsageRecord.objects.create
+    failures = {"left": 2}
+
+    def flaky(**fields: Any) -> UsageRecord:
+        if failures["left"]:
+            failures["left"] -= 1
+            raise OperationalError("database is locked")
+        return real_create(**fields)
+
+    monkeypatch.setattr(UsageRecord.objects, "create", flaky)
+    with metered_as(playground(user)):
+        text_stream(model_id="fake-chat", params=SamplingParams(max_tokens=2), messages=HELLO).result()
+    (record,) = wait_for_records(1)  # written on the third try, not dropped
+    assert record.completion_tokens == 2
+
+    metrics.reset()
+    failures["left"] = 1000
+    with metered_as(playground(user)):
+        text_stream(model_id="fake-chat", params=SamplingParams(max_tokens=2), messages=HELLO).result()
+    assert UsageRecord.objects.count() == 1
+    assert "could not be written" in caplog.text
+    assert 'playground_usage_write_failures_total{model="fake-chat",endpoint="ws/chat"} 1' in metrics.metrics_render()
+
+
+def test_the_card_counts_every_door_not_only_the_playground(fake_pool, user):
+    from playground.catalog.models import ModelStats
+    from playground.serving import speech_job, transcription_job
+
+    for source in ("api", "bulk", "playground"):
+        with metered_as(Caller(user=user, source=source, endpoint=f"/{source}")):
+            text_stream(model_id="fake-chat", params=SamplingParams(max_tokens=4), messages=HELLO).result()
+    with metered_as(Caller(user=user, source="api", endpoint="/v1/audio/transcriptions")):
+        list(transcription_job(model_id="fake-stt", audio=b"FAKEAUDIO:One two three."))
+        speech_job(model_id="fake-tts", text="Hi.").result()
+    wait_for_records(5)
+    stats = ModelStats.objects.get(model_id="fake-chat")
+    assert stats.text_samples == 3 and stats.tokens_per_second and stats.ttft_ms is not None
+    assert ModelStats.objects.get(model_id="fake-stt").speech_samples == 1
+    assert not ModelStats.objects.filter(model_id="fake-tts").exists()  # no speed to show for a voice
+
+
+def test_in_flight_counts_every_request_a_batching_model_runs(fake_pool):
+    from playground.usage import metrics
+
+    worker = fake_pool.workers["fake-chat"]
+    worker._running.update({object(), object(), object()})  # three sequences decoding together
+    try:
+        assert 'playground_in_flight{model="fake-chat"} 3' in metrics.metrics_render()
+    finally:
+        worker._running.clear()
