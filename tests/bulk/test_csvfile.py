@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tracemalloc
 from pathlib import Path
 
@@ -62,3 +63,107 @@ def test_a_large_file_streams_in_little_memory(tmp_path):
     tracemalloc.stop()
     assert count == 300_000
     assert peak < 8 * 1024 * 1024  # a few chunks, never the file
+
+
+BOUNDARY = 1024 * 1024  # the old reader cut the file into 1 MiB chunks; every read size since divides it
+LIMIT = 131_072  # csvfile.MAX_PROMPT_CHARS, Python csv's default field_size_limit
+
+
+def test_a_windows_file_with_crlf_across_a_read_boundary_is_read_whole(tmp_path):
+    data = bytearray(b"prompts\r\n")
+    prompts = []
+    while len(data) < BOUNDARY - 100:
+        prompts.append(f"prompt number {len(prompts)}")
+        data += prompts[-1].encode() + b"\r\n"
+    prompts.append("x" * (BOUNDARY - 1 - len(data)))
+    data += prompts[-1].encode() + b"\r\n"
+    assert data[BOUNDARY - 1 : BOUNDARY + 1] == b"\r\n"  # the boundary falls between \r and \n
+    for tail in ("after the boundary", '"two\r\nlines"', "last"):
+        prompts.append(tail.strip('"'))
+        data += tail.encode() + b"\r\n"
+    rows = list(prompts_read(write(tmp_path, bytes(data))))
+    assert [r.prompt for r in rows] == prompts
+    lines = list(range(2, len(prompts) + 1))
+    assert [r.line for r in rows] == [*lines, lines[-1] + 2]  # the quoted prompt takes two lines
+
+
+def test_only_cr_and_lf_end_a_record_so_other_line_breaks_stay_inside_a_prompt(tmp_path):
+    prompts = [
+        "Page one\fpage two",
+        "Vertical\vtab",
+        "File\x1cgroup\x1drecord\x1eseparators",
+        "Next\x85line",
+        "Line\u2028separator",
+        "Paragraph\u2029separator",
+    ]
+    rows = list(prompts_read(write(tmp_path, ("prompts\r\n" + "\r\n".join(prompts) + "\r\n").encode())))
+    assert [(r.line, r.prompt) for r in rows] == list(enumerate(prompts, start=2))
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"prompts\nfine\nbad\x00byte\n", "NUL byte at byte offset 16 (line 3)"),
+        (b'prompts\r\n"multi\rline\x00"\r\n', "NUL byte at byte offset 20 (line 3)"),
+        (b"prompts\nok\x00\xff\n", "NUL byte at byte offset 10 (line 2)"),  # the first problem wins
+        ("prompts\nhi\n".encode("utf-16-le"), "NUL byte at byte offset 1 (line 1)"),
+    ],
+)
+def test_a_nul_byte_is_refused_with_its_offset_and_line(tmp_path, data, message):
+    with pytest.raises(CsvProblem, match=r"^the file contains a " + message.replace("(", r"\(").replace(")", r"\)")):
+        list(prompts_read(write(tmp_path, data)))
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        (b"\xe9", "the file is not UTF-8: byte 0xE9 at byte offset {offset} (counting from 0), line {line},"),
+        (b"\x00", "the file contains a NUL byte at byte offset {offset} (line {line});"),
+    ],
+    ids=["not-utf-8", "nul"],
+)
+def test_a_bad_byte_far_into_the_file_is_placed_exactly(tmp_path, bad, message):
+    data = bytearray(b"prompts\n")
+    while len(data) < BOUNDARY - 100:
+        data += "café\r\n".encode()
+    data += b"x" * (BOUNDARY - 1 - len(data)) + "é".encode()  # its two bytes straddle the boundary
+    data += b"\r\nok\rcaf" + bad + b"\n"
+    offset = len(data) - 2
+    before = data[:offset]
+    line = 1 + before.count(b"\n") + before.count(b"\r") - before.count(b"\r\n")  # "ok" ends with a lone \r
+    with pytest.raises(CsvProblem, match=re.escape(message.format(offset=offset, line=line))):
+        list(prompts_read(write(tmp_path, bytes(data))))
+
+
+def test_a_prompt_as_long_as_the_limit_is_read(tmp_path):
+    prompts = ["x" * LIMIT, '"' * LIMIT, "\U0001f600" * LIMIT]
+    data = "prompts\n" + "".join('"' + p.replace('"', '""') + '"\n' for p in prompts)
+    assert [r.prompt for r in prompts_read(write(tmp_path, data.encode()))] == prompts
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        b"x" * (LIMIT + 1),
+        b'"' + b"y" * 999 + (b"\n" + b"y" * 999) * 140 + b'"',  # over the limit on its 132nd line
+        b"z" * (20 * 1024 * 1024),  # one 20 MB line
+    ],
+    ids=["one-line", "multi-line", "20-MB-line"],
+)
+def test_a_prompt_over_the_limit_is_refused_with_its_line_and_the_limit(tmp_path, prompt):
+    path = write(tmp_path, b"prompts\nshort\n" + prompt + b"\nmore\n")
+    tracemalloc.start()
+    with pytest.raises(CsvProblem) as refused:
+        list(prompts_read(path))
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert str(refused.value) == (
+        "line 3: the prompt is longer than 131072 characters, the limit for one prompt; "
+        "shorten it or split it into several prompts"
+    )
+    assert peak < 8 * 1024 * 1024  # a line too long is refused as it is read, not gathered first
+
+
+def test_a_file_cut_inside_a_character_is_refused(tmp_path):
+    with pytest.raises(CsvProblem, match=re.escape("it ends inside a character at offset 12 (line 2)")):
+        list(prompts_read(write(tmp_path, b"prompts\ncaf\xc3")))
