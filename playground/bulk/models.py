@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.db.models import F, Q
 
 
 class Dataset(models.Model):
@@ -10,6 +11,14 @@ class Dataset(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="datasets")
     name = models.CharField(max_length=100)
     created_at = models.DateTimeField(auto_now_add=True)
+    # The upload in progress, if any (services.dataset_upload): its prompts are stored in short batches from
+    # position `upload_from` on, and are not the dataset's (every query through Prompt.objects leaves them out)
+    # until the whole file is accepted and `upload_from` goes back to null. One that died (its process killed)
+    # leaves its rows hidden; the next upload into the dataset, once `upload_seen_at` is older than the lease,
+    # deletes them and takes its place.
+    upload_from = models.PositiveIntegerField(null=True, blank=True)
+    upload_token = models.CharField(max_length=32, blank=True)
+    upload_seen_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -19,11 +28,29 @@ class Dataset(models.Model):
         return self.name
 
 
+class VisiblePrompts(models.Manager["Prompt"]):
+    """A dataset's prompts: the rows of an upload not (yet) accepted are left out (see Dataset.upload_from).
+
+    The default manager, so `Prompt.objects`, `dataset.prompts`, the admin and the worker's claims all read
+    through it; deletion cascades use the base manager and so also remove hidden rows.
+    """
+
+    def get_queryset(self) -> models.QuerySet[Prompt]:
+        return (
+            super()
+            .get_queryset()
+            .filter(Q(dataset__upload_from__isnull=True) | Q(position__lt=F("dataset__upload_from")))
+        )
+
+
 class Prompt(models.Model):
     dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="prompts")
     position = models.PositiveIntegerField()  # order within the dataset, across uploads
     source_line = models.PositiveIntegerField()  # line in the uploaded file, for messages
     text = models.TextField()
+
+    objects = VisiblePrompts()
+    stored = models.Manager()  # every row, an upload's hidden ones included: for the upload itself only
 
     class Meta:
         ordering = ["dataset", "position"]

@@ -1,16 +1,18 @@
-"""Datasets (create, add a CSV all or nothing) and bulk jobs (start, cancel, retry, delete, report)."""
+"""Datasets (create, add a CSV all or nothing) and bulk jobs (start, cancel, retry, delete, report, results)."""
 
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+import uuid
+from datetime import UTC, datetime, timedelta
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
-from django.db.models import Count, Max, Q, QuerySet
+from django.db.models import Count, Exists, F, Max, OuterRef, Q, QuerySet
 from django.tasks import TaskResultStatus
 from django.tasks.exceptions import TaskResultDoesNotExist
 from django.utils import timezone
@@ -31,7 +33,16 @@ try:  # the Redis queue's backend (django-tasks-rq) raises the django-tasks back
 except ImportError:  # pragma: no cover
     NO_SUCH_TASK = (TaskResultDoesNotExist,)
 
-BATCH = 2000  # rows per INSERT: memory stays flat however large the file
+BATCH = 2000  # rows per INSERT and per transaction: other writers get a turn between two batches
+DISCARD_BATCH = 5000  # rows per DELETE when an upload's rows are removed
+UPLOAD_LEASE = timedelta(seconds=60)  # an upload not heard from for this long is taken for dead
+RESULT_BATCH = 500  # a download reads the job's results this many prompts at a time
+UPLOAD_LOST = "the upload stopped: it was interrupted for too long, or the dataset was deleted; upload the file again"
+
+
+class UploadRefused(Exception):
+    """The upload cannot go on (another one into the same dataset is running, or this one was taken over);
+    the message is meant for the person who uploaded the file."""
 
 
 def dataset_create(*, user: AbstractBaseUser, name: str) -> Dataset:
@@ -39,31 +50,120 @@ def dataset_create(*, user: AbstractBaseUser, name: str) -> Dataset:
     return dataset
 
 
-def dataset_upload(*, dataset: Dataset, path: Path) -> int:
-    """Append every prompt of the CSV at `path` to the dataset; returns how many.
+def datasets_with_counts(*, user: AbstractBaseUser) -> QuerySet[Dataset]:
+    """The user's datasets with `prompt_count`: the prompts they hold (an upload still in progress not counted)."""
+    visible = Q(upload_from__isnull=True) | Q(prompts__position__lt=F("upload_from"))
+    return Dataset.objects.filter(user=user).annotate(prompt_count=Count("prompts", filter=visible))
 
-    The file is parsed as a stream and inserted in batches (plain multi-row INSERTs: a 500 MB file is
-    millions of rows); a problem anywhere (raised as CsvProblem) rolls the whole upload back, so a
-    dataset never holds half a file and what it held before is untouched.
+
+def dataset_drop_if_empty(dataset: Dataset) -> bool:
+    """Delete a dataset that holds no prompt and has no upload in progress (a new one whose only file was refused)."""
+    stored = Prompt.stored.filter(dataset=OuterRef("pk"))
+    empty = Dataset.objects.filter(pk=dataset.pk, upload_token="").exclude(Exists(stored))
+    return bool(empty.delete()[0])
+
+
+def dataset_uploading(dataset: Dataset) -> bool:
+    """Whether a file is being added to the dataset right now (its prompts are not shown yet)."""
+    seen = dataset.upload_seen_at
+    return bool(dataset.upload_token) and seen is not None and seen > timezone.now() - UPLOAD_LEASE
+
+
+def dataset_upload(*, dataset: Dataset, path: Path) -> int:
+    """Append every prompt of the CSV at `path` to the dataset, all or nothing; returns how many.
+
+    The file is parsed as a stream. Its rows are stored in short transactions of BATCH rows (the parse of
+    the next batch runs outside any transaction), so other writers (logins, chats, usage records) get a turn
+    during a large upload, yet they stay hidden from every reader (see Dataset.upload_from) until the whole
+    file has been read and checked; then one single-row UPDATE makes them the dataset's. A problem anywhere
+    (CsvProblem, any other error) deletes the rows stored so far, so the dataset is exactly what it was; if
+    the process dies instead, its rows stay hidden and the next upload into the dataset deletes them.
+    One upload into a dataset at a time: a second one meanwhile is refused (UploadRefused). Call it outside
+    any transaction: inside one, the batches would be savepoints of a single long transaction again.
     """
+    token = uuid.uuid4().hex
+    start = _upload_begin(dataset, token)
     table = connection.ops.quote_name(Prompt._meta.db_table)
     columns = ", ".join(connection.ops.quote_name(c) for c in ("dataset_id", "position", "source_line", "text"))
     sql = f"INSERT INTO {table} ({columns}) VALUES (%s, %s, %s, %s)"
-    with transaction.atomic():
-        Dataset.objects.select_for_update().filter(pk=dataset.pk).first()  # one upload into a dataset at a time
-        start = (dataset.prompts.aggregate(last=Max("position"))["last"] or 0) + 1
-        batch: list[tuple[int, int, int, str]] = []
-        count = 0
-        with connection.cursor() as cursor:
-            for row in prompts_read(path):
-                batch.append((dataset.pk, start + count, row.line, row.prompt))
-                count += 1
-                if len(batch) >= BATCH:
+    count = 0
+    try:
+        _rows_delete(dataset, token, start=start)  # what an upload that died left, if one did
+        rows = prompts_read(path)
+        while batch := [
+            (dataset.pk, start + count + n, row.line, row.prompt) for n, row in enumerate(islice(rows, BATCH))
+        ]:
+            with transaction.atomic():
+                _upload_alive(dataset, token)
+                with connection.cursor() as cursor:
                     cursor.executemany(sql, batch)
-                    batch.clear()
-            if batch:
-                cursor.executemany(sql, batch)
+            count += len(batch)
+        # The whole file was accepted: its rows become the dataset's at once.
+        if not Dataset.objects.filter(pk=dataset.pk, upload_token=token).update(
+            upload_from=None, upload_token="", upload_seen_at=None
+        ):
+            raise UploadRefused(UPLOAD_LOST)
+    except BaseException:
+        _upload_discard(dataset, token, start=start)
+        raise
     return count
+
+
+def _upload_begin(dataset: Dataset, token: str) -> int:
+    """Take the dataset's upload slot (unless a live upload holds it); returns the position of the first prompt.
+
+    The slot of an upload not heard from within UPLOAD_LEASE is taken over, and its rows (from its
+    `upload_from` on) are then deleted and their positions reused.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        row = Dataset.objects.select_for_update().get(pk=dataset.pk)
+        if dataset_uploading(row):
+            raise UploadRefused("another file is being added to this dataset; try again when it has finished")
+        if row.upload_from is not None:
+            logger.warning("dataset %s: an upload died; its rows from position %s go", dataset.pk, row.upload_from)
+            start = row.upload_from
+        else:
+            start = (Prompt.stored.filter(dataset=dataset).aggregate(last=Max("position"))["last"] or 0) + 1
+        Dataset.objects.filter(pk=dataset.pk).update(upload_from=start, upload_token=token, upload_seen_at=now)
+    return start
+
+
+def _upload_alive(dataset: Dataset, token: str) -> None:
+    """Renew the upload's slot (inside each batch's transaction); stop if it was taken over or the dataset deleted."""
+    if not Dataset.objects.filter(pk=dataset.pk, upload_token=token).update(upload_seen_at=timezone.now()):
+        raise UploadRefused(UPLOAD_LOST)
+
+
+def _rows_delete(dataset: Dataset, token: str, *, start: int) -> None:
+    """Delete the dataset's rows from position `start` on, in short transactions, while `token` holds its slot."""
+    last = Prompt.stored.filter(dataset=dataset, position__gte=start).aggregate(last=Max("position"))["last"]
+    if last is None:
+        return
+    table = connection.ops.quote_name(Prompt._meta.db_table)
+    dataset_col, position_col = (connection.ops.quote_name(c) for c in ("dataset_id", "position"))
+    sql = f"DELETE FROM {table} WHERE {dataset_col} = %s AND {position_col} >= %s AND {position_col} < %s"
+    for low in range(start, last + 1, DISCARD_BATCH):
+        with transaction.atomic():
+            _upload_alive(dataset, token)
+            with connection.cursor() as cursor:
+                cursor.execute(sql, [dataset.pk, low, low + DISCARD_BATCH])
+
+
+def _upload_discard(dataset: Dataset, token: str, *, start: int) -> None:
+    """After a failed upload: delete what it stored and free the slot. Should that fail too (the database
+    gone), the rows stay hidden (`upload_from` stays) and the next upload into the dataset removes them."""
+    try:
+        _rows_delete(dataset, token, start=start)
+        with transaction.atomic():
+            left = Prompt.stored.filter(dataset=dataset, position__gte=start).exists()
+            Dataset.objects.filter(pk=dataset.pk, upload_token=token).update(
+                upload_token="", upload_seen_at=None, **({} if left else {"upload_from": None})
+            )
+    except UploadRefused:
+        pass  # another upload took the slot over: it removes these rows
+    except Exception:
+        logger.exception("dataset %s: could not remove a failed upload's rows; the next upload will", dataset.pk)
 
 
 def job_create(
@@ -223,6 +323,37 @@ def stalled_jobs_resume(*, now: datetime | None = None) -> list[int]:
     return resumed
 
 
-def result_rows(job: BulkJob) -> QuerySet[BulkItem]:
-    """The job's results in prompt order (claims in flight are not results)."""
-    return job.items.exclude(state=BulkItem.State.CLAIMED).select_related("prompt").order_by("prompt__position")
+RESULT_FIELDS = (
+    "prompt__position",
+    "prompt__text",
+    "text",
+    "state",
+    "finish_reason",
+    "prompt_tokens",
+    "completion_tokens",
+    "latency_ms",
+    "error",
+)
+
+
+def result_batch(job: BulkJob, *, after: int, size: int | None = None) -> tuple[list[dict[str, Any]], int | None]:
+    """The job's next `size` (RESULT_BATCH) results after prompt position `after`, in prompt order, as dicts of
+    RESULT_FIELDS (claims in flight are not results), and the position to go on after (None: no more).
+
+    Keyset pagination with one query per batch: a range of the prompts' (dataset, position) index, in order,
+    each prompt's result found by the (job, prompt) index, so every batch costs the same however far into a
+    million-row job it is, and no model instances are built.
+    """
+    size = size or RESULT_BATCH
+    rows = list(
+        BulkItem.objects.filter(
+            job=job,
+            prompt__dataset_id=job.dataset_id,  # lets the database walk the prompts' index in position order
+            prompt__position__gt=after,
+            prompt__position__lte=job.last_position,
+        )
+        .exclude(state=BulkItem.State.CLAIMED)
+        .order_by("prompt__position")
+        .values(*RESULT_FIELDS)[:size]
+    )
+    return rows, rows[-1]["prompt__position"] if len(rows) == size else None

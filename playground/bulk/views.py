@@ -4,12 +4,13 @@ import csv
 import io
 import json
 import tempfile
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.contrib.auth.decorators import login_required
 from django.core.files.uploadedfile import UploadedFile
-from django.db.models import Count
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.text import slugify
@@ -21,8 +22,12 @@ from playground.bulk.csvfile import MAX_BYTES, CsvProblem
 from playground.bulk.forms import JobForm, UploadForm
 from playground.bulk.models import BulkItem, BulkJob, Dataset
 from playground.bulk.services import (
+    UploadRefused,
     dataset_create,
+    dataset_drop_if_empty,
     dataset_upload,
+    dataset_uploading,
+    datasets_with_counts,
     job_cancel,
     job_create,
     job_delete,
@@ -30,7 +35,7 @@ from playground.bulk.services import (
     job_retry,
     jobs_clear,
     jobs_with_progress,
-    result_rows,
+    result_batch,
 )
 from playground.catalog.forms import SamplingForm
 from playground.serving import TEXT_TASKS
@@ -64,17 +69,16 @@ def index(request: HttpRequest) -> HttpResponse:
             )
             try:
                 added = dataset_upload(dataset=dataset, path=path)
-            except CsvProblem as exc:
+            except (CsvProblem, UploadRefused) as exc:
                 form.add_error("file", f"{upload.name}: {exc}")
-                if not dataset.prompts.exists():
-                    dataset.delete()  # a new dataset whose only file was refused is not kept
+                dataset_drop_if_empty(dataset)  # a new dataset whose only file was refused is not kept
             else:
                 request.session["bulk_notice"] = f"Added {added} prompts from {upload.name} to {dataset.name}."
                 return redirect("bulk:index")
             finally:
                 if remove:
                     path.unlink(missing_ok=True)
-    datasets = Dataset.objects.filter(user=request.user).annotate(prompt_count=Count("prompts"))
+    datasets = datasets_with_counts(user=request.user)
     context = {"form": form, "datasets": datasets, "notice": request.session.pop("bulk_notice", "")}
     return render(request, "bulk/index.html", context, status=400 if form.errors else 200)
 
@@ -112,6 +116,7 @@ def dataset_detail(request: HttpRequest, dataset_id: int) -> HttpResponse:
     context = {
         "dataset": dataset,
         "count": dataset.prompts.count(),
+        "uploading": dataset_uploading(dataset),
         "prompts": dataset.prompts.all()[:50],
         "job_form": job_form,
         "params_form": params_form,
@@ -205,36 +210,52 @@ CSV_COLUMNS = [
 ]
 
 
-def _result_dicts(job: BulkJob) -> Iterator[dict[str, object]]:
-    for item in result_rows(job).iterator(chunk_size=500):
-        yield {
-            "position": item.prompt.position,
-            "prompt": item.prompt.text,
-            "response": item.text,
-            "status": "ok" if item.state == BulkItem.State.DONE else "failed",
-            "finish_reason": item.finish_reason,
-            "prompt_tokens": item.prompt_tokens,
-            "completion_tokens": item.completion_tokens,
-            "latency_ms": round(item.latency_ms or 0, 1),
-            "error": item.error,
-        }
+def _result_dict(row: dict[str, Any]) -> dict[str, object]:
+    """One result (a row of services.RESULT_FIELDS) as the download's columns."""
+    return {
+        "position": row["prompt__position"],
+        "prompt": row["prompt__text"],
+        "response": row["text"],
+        "status": "ok" if row["state"] == BulkItem.State.DONE else "failed",
+        "finish_reason": row["finish_reason"],
+        "prompt_tokens": row["prompt_tokens"],
+        "completion_tokens": row["completion_tokens"],
+        "latency_ms": round(row["latency_ms"] or 0, 1),
+        "error": row["error"],
+    }
 
 
-def _csv_lines(job: BulkJob) -> Iterator[str]:
+def _csv_header() -> str:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS)
-    writer.writeheader()
-    for row in _result_dicts(job):
-        writer.writerow(row)
-        yield buffer.getvalue()
-        buffer.seek(0)
-        buffer.truncate()
-    yield buffer.getvalue()
+    csv.DictWriter(buffer, fieldnames=CSV_COLUMNS).writeheader()
+    return buffer.getvalue()
 
 
-def _jsonl_lines(job: BulkJob) -> Iterator[str]:
-    for row in _result_dicts(job):
-        yield json.dumps(row, ensure_ascii=False) + "\n"
+def _csv_batch(job: BulkJob, after: int) -> tuple[str, int | None]:
+    rows, after_next = result_batch(job, after=after)
+    buffer = io.StringIO()
+    csv.DictWriter(buffer, fieldnames=CSV_COLUMNS).writerows(_result_dict(row) for row in rows)
+    return buffer.getvalue(), after_next
+
+
+def _jsonl_batch(job: BulkJob, after: int) -> tuple[str, int | None]:
+    rows, after_next = result_batch(job, after=after)
+    return "".join(json.dumps(_result_dict(row), ensure_ascii=False) + "\n" for row in rows), after_next
+
+
+async def _results_stream(
+    job: BulkJob, head: str, batch: Callable[[BulkJob, int], tuple[str, int | None]]
+) -> AsyncIterator[str]:
+    """The download's body as an async iterator, so that Django under ASGI sends each piece as it comes (a sync
+    iterator it would read whole first). The head goes out at once; then one batch of results at a time, read
+    and formatted off the event loop (sync_to_async), so memory stays flat however many rows the job has."""
+    if head:
+        yield head
+    after: int | None = 0
+    while after is not None:
+        text, after = await sync_to_async(batch)(job, after)
+        if text:
+            yield text
 
 
 @login_required
@@ -246,8 +267,11 @@ def job_download(request: HttpRequest, job_id: int, fmt: str) -> HttpResponse:
     job = _own_job(request, job_id)
     if not job.finished:
         return _back(request, "Results can be downloaded when the job has finished.")
-    lines, content_type = (_csv_lines(job), "text/csv") if fmt == "csv" else (_jsonl_lines(job), "application/jsonl")
-    response = StreamingHttpResponse(lines, content_type=f"{content_type}; charset=utf-8")
+    if fmt == "csv":
+        body, content_type = _results_stream(job, _csv_header(), _csv_batch), "text/csv"
+    else:
+        body, content_type = _results_stream(job, "", _jsonl_batch), "application/jsonl"
+    response = StreamingHttpResponse(body, content_type=f"{content_type}; charset=utf-8")
     name = f"{slugify(job.dataset.name) or 'dataset'}-{job.model_id}-job{job.pk}.{fmt}"
     response["Content-Disposition"] = f'attachment; filename="{name}"'
     return response

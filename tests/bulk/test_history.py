@@ -1,10 +1,8 @@
-"""Starting jobs from a dataset, and Async History: progress, downloads, delete, Clear All, ownership."""
+"""Starting jobs from a dataset, and Async History: progress, delete, Clear All, ownership.
+
+Downloading the results: test_download.py."""
 
 from __future__ import annotations
-
-import csv
-import io
-import json
 
 import pytest
 from django.urls import reverse
@@ -113,30 +111,6 @@ def test_history_shows_progress_and_enables_download_and_delete_only_when_finish
     assert BulkJob.objects.filter(pk=running.pk).exists()
     client.post(reverse("bulk:delete", args=[done.pk]))
     assert not BulkJob.objects.filter(pk=done.pk).exists()
-
-
-def test_download_puts_each_prompt_beside_its_response_as_csv_and_jsonl(client, user, fake_pool, make_dataset):
-    dataset = make_dataset(user, ['Say "hi", twice', "multi\nline", "third"])
-    job = make_job(user, dataset, "failed")
-    result(job, 1, text="hi, hi", finish_reason="stop", prompt_tokens=4, completion_tokens=3, latency_ms=12.34)
-    result(job, 2, "failed", error="the prompt is too long")
-    result(job, 3, text="ok", finish_reason="length", completion_tokens=1)
-    client.force_login(user)
-    response = client.get(reverse("bulk:download", args=[job.pk, "csv"]))
-    assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
-    assert f"questions-fake-chat-job{job.pk}.csv" in response["Content-Disposition"]
-    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
-    assert [(r["position"], r["prompt"], r["response"], r["status"]) for r in rows] == [
-        ("1", 'Say "hi", twice', "hi, hi", "ok"),
-        ("2", "multi\nline", "", "failed"),
-        ("3", "third", "ok", "ok"),
-    ]
-    assert rows[0]["latency_ms"] == "12.3" and rows[0]["completion_tokens"] == "3"
-    assert rows[1]["error"] == "the prompt is too long"
-    response = client.get(reverse("bulk:download", args=[job.pk, "jsonl"]))
-    lines = [json.loads(line) for line in b"".join(response.streaming_content).decode().splitlines()]
-    assert [line["response"] for line in lines] == ["hi, hi", "", "ok"]
-    assert client.get(reverse("bulk:download", args=[job.pk, "xml"])).status_code == 404
 
 
 def test_clear_all_removes_completed_and_failed_jobs_only(client, user, other_user, fake_pool, make_dataset):
