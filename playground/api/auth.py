@@ -7,13 +7,15 @@ from collections.abc import Awaitable, Callable
 
 from asgiref.sync import sync_to_async
 from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
 from inference import EngineError
 from playground.api.http import error_response
 from playground.contract.errors import Problem, problem
+from playground.tokens.limits import limits_check
 from playground.tokens.services import token_authenticate
-from playground.tokens.throttle import auth_failure_record, ban_remaining, client_address
+from playground.tokens.throttle import auth_failure_record, ban_message, ban_remaining, request_address
 from playground.usage.services import Caller, caller_set
 
 AsyncView = Callable[..., Awaitable[HttpResponse]]
@@ -31,20 +33,19 @@ def api_view(view: AsyncView) -> AsyncView:
     @functools.wraps(view)
     async def wrapper(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
         try:
-            address = client_address(peer=request.META.get("REMOTE_ADDR", ""), headers=request.headers)
+            address = request_address(request)
             banned_for = await sync_to_async(ban_remaining)(address=address)
             if banned_for > 0:
-                raise Problem(
-                    "banned",
-                    f"too many failed authentication attempts from {address}; banned for {banned_for} more seconds",
-                    headers={"Retry-After": str(banned_for)},
-                )
+                message = ban_message(address=address, seconds=banned_for)
+                raise Problem("banned", message, headers={"Retry-After": str(banned_for)})
             raw = _bearer(request)
             token = await sync_to_async(token_authenticate)(raw=raw) if raw else None
             if token is None:
-                await sync_to_async(auth_failure_record)(address=address)
+                if raw:  # only a token presented and wrong counts: a missing header is no attempt (an <img> tag)
+                    await sync_to_async(auth_failure_record)(address=address)
                 message = "invalid API token" if raw else "missing API token: send Authorization: Bearer <token>"
                 raise Problem("invalid_api_key", message, headers={"WWW-Authenticate": "Bearer"})
+            await sync_to_async(limits_check)(token=token, now=timezone.now())  # 429 rate_limit_exceeded
             request.api_token = token  # type: ignore[attr-defined]
             request.api_user = token.user  # type: ignore[attr-defined]
             caller_set(Caller(user=token.user, token=token, source="api", endpoint=request.path))

@@ -1,8 +1,10 @@
-"""The create-token form: a label and an expiry (a number of days, never, or a date that is not in the past)."""
+"""The create-token form: a label and an expiry (a number of days, never, or a date that is not in the past); and
+the limits form: a token's rate limits and spending caps."""
 
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
+from decimal import Decimal
 from typing import Any
 
 from django import forms
@@ -72,3 +74,58 @@ class TokenCreateForm(forms.Form):
         if choice == "date":
             return expiry_on_date(self.cleaned_data["expires_on"])
         return expiry_after_days(int(choice))
+
+
+LIMIT_MESSAGE = "Must be at least 1; leave it empty for no limit."
+CAP_MESSAGE = "Must be more than 0; leave it empty for no cap."
+MAX_PER_MINUTE = 2_000_000_000  # what the column holds on every database
+LIMIT_FIELDS = ("requests_per_minute", "tokens_per_minute", "spend_per_day", "spend_per_month")
+
+
+class TokenLimitsForm(forms.Form):
+    """A token's rate limits and spending caps; every field may be left empty for no limit."""
+
+    requests_per_minute = forms.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=MAX_PER_MINUTE,
+        error_messages={"min_value": LIMIT_MESSAGE},
+        help_text="Requests in any 60 seconds. Empty: no limit.",
+    )
+    tokens_per_minute = forms.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=MAX_PER_MINUTE,
+        error_messages={"min_value": LIMIT_MESSAGE},
+        help_text="Prompt plus completion tokens of the requests finished in the last 60 seconds. A request is "
+        "let in while the count is under the limit and counted in full when it ends. Empty: no limit.",
+    )
+    spend_per_day = forms.DecimalField(
+        label="Spend per day (USD)",
+        required=False,
+        min_value=Decimal("0.000001"),
+        max_digits=14,
+        decimal_places=6,
+        error_messages={"min_value": CAP_MESSAGE},
+        help_text="Cost of the token's requests since midnight UTC, as priced in your usage. Empty: no cap.",
+    )
+    spend_per_month = forms.DecimalField(
+        label="Spend per month (USD)",
+        required=False,
+        min_value=Decimal("0.000001"),
+        max_digits=14,
+        decimal_places=6,
+        error_messages={"min_value": CAP_MESSAGE},
+        help_text="Cost since the first of the month, UTC. Empty: no cap.",
+    )
+
+    @classmethod
+    def for_token(cls, token: ApiToken) -> TokenLimitsForm:
+        return cls(initial={name: getattr(token, name) for name in LIMIT_FIELDS})
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        day, month = data.get("spend_per_day"), data.get("spend_per_month")
+        if day is not None and month is not None and day > month:
+            self.add_error("spend_per_day", "The daily cap is more than the monthly cap, so it would never apply.")
+        return data

@@ -1,8 +1,15 @@
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django.conf import settings
+from django.core.validators import MinValueValidator
 from django.db import models
 from django.utils import timezone
+
+# A spending cap in the ledger's currency units (UsageRecord.cost), to the micro-unit like the prices.
+SPEND = {"max_digits": 14, "decimal_places": 6, "null": True, "blank": True}
+SPEND_MIN = MinValueValidator(Decimal("0.000001"), "Must be more than 0; leave it empty for no cap.")
 
 
 class ApiToken(models.Model):
@@ -16,6 +23,29 @@ class ApiToken(models.Model):
     last_used_at = models.DateTimeField(null=True, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    # Limits; empty means unlimited. Enforced by playground/tokens/limits.py on every API request.
+    requests_per_minute = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1, "Must be at least 1; leave it empty for no limit.")],
+        help_text="Requests admitted in any 60 seconds. Empty: no limit.",
+    )
+    tokens_per_minute = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1, "Must be at least 1; leave it empty for no limit.")],
+        help_text="Prompt plus completion tokens of requests ended in the last 60 s. Empty: no limit.",
+    )
+    spend_per_day = models.DecimalField(
+        **SPEND,
+        validators=[SPEND_MIN],
+        help_text="Spending cap per UTC day, in the ledger's currency (USD). Empty: no cap.",
+    )
+    spend_per_month = models.DecimalField(
+        **SPEND,
+        validators=[SPEND_MIN],
+        help_text="Spending cap per UTC calendar month, in the ledger's currency (USD). Empty: no cap.",
+    )
 
     class Meta:
         ordering = ["-created_at"]

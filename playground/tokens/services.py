@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.http import Http404
@@ -49,4 +50,25 @@ def token_revoke(*, user: AbstractBaseUser, token_id: int) -> ApiToken:
     if token.revoked_at is None:
         token.revoked_at = timezone.now()
         token.save(update_fields=["revoked_at"])
+    return token
+
+
+def token_limits_set(
+    *,
+    user: AbstractBaseUser,
+    token_id: int,
+    requests_per_minute: int | None,
+    tokens_per_minute: int | None,
+    spend_per_day: Decimal | None,
+    spend_per_month: Decimal | None,
+) -> ApiToken:
+    """Set one of the user's own tokens' limits (None: no limit); effective on its next request. Another user's: 404."""
+    token = ApiToken.objects.filter(pk=token_id, user=user).first()
+    if token is None:
+        raise Http404("no such token")
+    token.requests_per_minute = requests_per_minute
+    token.tokens_per_minute = tokens_per_minute
+    token.spend_per_day = spend_per_day
+    token.spend_per_month = spend_per_month
+    token.save(update_fields=["requests_per_minute", "tokens_per_minute", "spend_per_day", "spend_per_month"])
     return token

@@ -1,4 +1,5 @@
-"""The API tokens page: create (the raw value is shown once, in the response to the POST), list, revoke."""
+"""The API tokens page: create (the raw value is shown once, in the response to the POST), list, revoke; and each
+token's limits page (rate limits and spending caps, with what is used and left)."""
 
 from __future__ import annotations
 
@@ -7,21 +8,24 @@ from typing import Any
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.cache import add_never_cache_headers
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from playground.tokens import services
-from playground.tokens.forms import TokenCreateForm
+from playground.tokens.forms import TokenCreateForm, TokenLimitsForm
+from playground.tokens.limits import limits_status
 from playground.tokens.models import ApiToken
-from playground.tokens.selectors import token_list
+from playground.tokens.selectors import token_get, token_limits_list
 
 TEMPLATE = "tokens/list.html"
+LIMITS_TEMPLATE = "tokens/limits.html"
 
 
 def _context(
     request: HttpRequest, *, form: TokenCreateForm, new_token: ApiToken | None = None, raw: str = ""
 ) -> dict[str, Any]:
-    return {"form": form, "tokens": token_list(user=request.user), "new_token": new_token, "raw_token": raw}
+    return {"form": form, "rows": token_limits_list(user=request.user), "new_token": new_token, "raw_token": raw}
 
 
 @login_required
@@ -54,5 +58,27 @@ def token_new(request: HttpRequest) -> HttpResponse:
 def token_revoke(request: HttpRequest, token_id: int) -> HttpResponse:
     services.token_revoke(user=request.user, token_id=token_id)  # another user's token: 404
     if request.headers.get("HX-Request"):
-        return render(request, f"{TEMPLATE}#token-list", {"tokens": token_list(user=request.user)})
+        return render(request, f"{TEMPLATE}#token-list", {"rows": token_limits_list(user=request.user)})
     return redirect("tokens:list")
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def token_limits(request: HttpRequest, token_id: int) -> HttpResponse:
+    token = token_get(user=request.user, token_id=token_id)  # another user's token: 404
+    htmx = bool(request.headers.get("HX-Request"))
+    status, saved = 200, False
+    if request.method == "POST":
+        form = TokenLimitsForm(request.POST)
+        if form.is_valid():
+            token = services.token_limits_set(user=request.user, token_id=token.pk, **form.cleaned_data)
+            if not htmx:
+                return redirect(f"{reverse('tokens:list')}#token-{token.pk}")
+            form, saved = TokenLimitsForm.for_token(token), True
+        elif not htmx:  # htmx only swaps 2xx responses in, so it gets its errors with a 200
+            status = 400
+    else:
+        form = TokenLimitsForm.for_token(token)
+    context = {"token": token, "form": form, "limits": limits_status(token=token), "saved": saved}
+    template = f"{LIMITS_TEMPLATE}#limits-panel" if htmx else LIMITS_TEMPLATE
+    return render(request, template, context, status=status)

@@ -67,7 +67,11 @@ class UsageRecord(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["user", "created_at"]), models.Index(fields=["model_id", "created_at"])]
+        indexes = [
+            models.Index(fields=["user", "created_at"]),
+            models.Index(fields=["model_id", "created_at"]),
+            models.Index(fields=["token", "created_at"]),  # a token's limits sum its last minute, day and month
+        ]
 
     def __str__(self) -> str:
         return f"{self.model_id} {self.endpoint} {self.outcome}"

@@ -19,6 +19,8 @@ from django.views.decorators.http import require_GET
 
 from inference import ModelSpec
 from playground import engines
+from playground.tokens.selectors import token_limits_list
+from playground.tokens.throttle import auth_failure_record, ban_message, ban_remaining, request_address
 from playground.usage.forms import PERIOD_CHOICES, CalculatorForm, PeriodForm
 from playground.usage.metrics import metrics_render
 from playground.usage.pricing import PRICE_FIELDS, cost_of, price_at
@@ -104,8 +106,12 @@ def usage(request: HttpRequest) -> HttpResponse:
         "all_users": subject is None,
         "export_query": _export_query(request, start=start, end=end),
     }
-    template = "usage/usage.html#report" if request.headers.get("HX-Request") else "usage/usage.html"
-    return render(request, template, context)
+    if request.headers.get("HX-Request"):
+        return render(request, "usage/usage.html#report", context)
+    # Each active token's limits and what is left of them now (not over the period: limits are about the present).
+    context["token_limits"] = [] if subject is None else token_limits_list(user=subject, active_only=True)
+    context["subject_is_me"] = subject is not None and subject.pk == request.user.pk
+    return render(request, "usage/usage.html", context)
 
 
 def _export_query(request: HttpRequest, *, start: Any, end: Any) -> str:
@@ -206,9 +212,16 @@ def pricing_calculate(request: HttpRequest) -> HttpResponse:
 @require_GET
 def metrics(request: HttpRequest) -> HttpResponse:
     """Prometheus metrics: for a scraper holding PLAYGROUND_METRICS_TOKEN as a bearer token, or for staff."""
+    address = request_address(request)
+    if banned_for := ban_remaining(address=address):  # the API's failed-authentication ban holds here too
+        message = ban_message(address=address, seconds=banned_for) + "\n"
+        return HttpResponse(message, status=403, content_type="text/plain", headers={"Retry-After": str(banned_for)})
     expected = settings.PLAYGROUND_METRICS_TOKEN
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    token_ok = bool(expected) and scheme.lower() == "bearer" and hmac.compare_digest(given.strip(), expected)
+    presented = scheme.lower() == "bearer" and bool(given.strip())
+    token_ok = presented and bool(expected) and hmac.compare_digest(given.strip().encode(), expected.encode())
+    if presented and not token_ok:  # a wrong token counts; no token at all does not
+        auth_failure_record(address=address)
     if not token_ok and not (request.user.is_authenticated and request.user.is_staff):
         return HttpResponse("metrics need the metrics token or a staff login\n", status=403, content_type="text/plain")
     return HttpResponse(metrics_render(), content_type="text/plain; version=0.0.4; charset=utf-8")

@@ -49,6 +49,7 @@
     root.dataset.sttReady = "1";
     const q = (selector) => root.querySelector(selector);
     const form = q("form#params");
+    form.addEventListener("submit", (event) => event.preventDefault()); // the socket sends it, not a page load
     const fileInput = q("[data-stt-file]");
     const recordButton = q("[data-stt-record]");
     const startButton = q("[data-stt-start]");

@@ -12,6 +12,9 @@ from playwright.sync_api import Browser, Page, sync_playwright
 from tests.livesite import PASSWORD, USERNAME, live_site
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+CSP_REPORT = "Content Security Policy"  # in every console message of Chromium's about a violation
+# The pages forbid eval: give page.wait_for_function a function ("() => ..."), which Playwright compiles itself;
+# a bare expression is eval()ed inside the page and the CSP refuses it.
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -46,10 +49,12 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture
 def page(browser: Browser, site: str) -> Iterator[Page]:
-    """A logged-in page."""
+    """A logged-in page. The test fails if the Content-Security-Policy blocked anything on any page it visited."""
     context = browser.new_context(base_url=site, viewport={"width": 1280, "height": 860})
     context.grant_permissions(["clipboard-read", "clipboard-write", "microphone"], origin=site)
     page = context.new_page()
+    violations: list[str] = []  # Chromium reports every blocked script, style, connection or frame in the console
+    page.on("console", lambda message: violations.append(message.text) if CSP_REPORT in message.text else None)
     page.set_default_timeout(30_000)
     page.goto("/accounts/login/")
     page.fill("input[name=username]", USERNAME)
@@ -58,6 +63,7 @@ def page(browser: Browser, site: str) -> Iterator[Page]:
     page.wait_for_url(site + "/")
     yield page
     context.close()
+    assert violations == [], "the pages broke the Content-Security-Policy (playground/settings.py, SECURE_CSP)"
 
 
 def screenshot(page: Page, name: str) -> None:

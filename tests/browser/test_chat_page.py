@@ -49,7 +49,7 @@ def test_completion_view_continues_a_prompt(page: Page):
 
 def test_model_markdown_renders_code_and_lists_but_never_html(page: Page):
     page.goto("/models/smollm2-135m-instruct/?tab=playground")
-    page.wait_for_function("typeof window.renderMarkdownInto === 'function'")
+    page.wait_for_function("() => typeof window.renderMarkdownInto === 'function'")
     text = (
         "**Bold** and `code`\n\n- one\n- two\n\n```python\nprint('<b>hi</b>')\n```\n"
         '<img src=x onerror="window.pwned=1"><script>window.pwned=2</script>'

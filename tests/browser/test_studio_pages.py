@@ -62,9 +62,9 @@ def test_synthesized_speech_plays(page: Page):
     page.click("#params button[type=submit]")
     audio = page.locator("#tts-result audio")
     expect(audio).to_have_count(1, timeout=60_000)
-    page.wait_for_function("document.querySelector('#tts-result audio').readyState >= 1")
+    page.wait_for_function("() => document.querySelector('#tts-result audio').readyState >= 1")
     duration = audio.evaluate("a => a.duration")
     assert 1.0 < duration < 10.0
     audio.evaluate("a => a.play()")
-    page.wait_for_function("document.querySelector('#tts-result audio').currentTime > 0.2")
+    page.wait_for_function("() => document.querySelector('#tts-result audio').currentTime > 0.2")
     screenshot(page, "text-to-speech")

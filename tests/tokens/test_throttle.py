@@ -1,4 +1,5 @@
-"""Failed-authentication bans and revocation/expiry, exercised through the real `api_view` decorator.
+"""Failed-authentication bans and revocation/expiry, exercised through the real `api_view` decorator, and the
+same bans on /metrics and WebSocket handshakes (the login pages: tests/accounts/test_throttling.py).
 
 A tiny async view wrapped in `api_view` is called with AsyncRequestFactory (so a test can pick the socket address)
 or, next to the site's own URLs in this module's URLconf, with the async test client. The throttle's clock is
@@ -12,16 +13,19 @@ from datetime import timedelta
 
 import pytest
 from asgiref.sync import sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest, JsonResponse
-from django.test import AsyncRequestFactory
+from django.test import AsyncRequestFactory, Client
 from django.urls import path, reverse
 from django.utils import timezone
 
 from playground.api.auth import api_view
+from playground.asgi import application
 from playground.tokens.hashing import PREFIX
 from playground.tokens.models import ApiToken
 from playground.tokens.services import token_create
-from playground.tokens.throttle import client_address
+from playground.tokens.throttle import address_group, auth_failure_record, ban_remaining, client_address
 from playground.urls import urlpatterns as site_urlpatterns
 
 
@@ -214,3 +218,177 @@ async def test_last_use_is_recorded_by_an_api_request(async_client, user, clock)
     await call(async_client, raw)
     await token.arefresh_from_db()
     assert token.last_used_at is not None
+
+
+# --- Only a credential presented and wrong counts -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("header", [None, "Bearer ", "Basic dXNlcjpwYXNz", "gp_no_scheme"])
+async def test_requests_without_a_bearer_token_are_401_but_never_ban(async_client, raw, clock, header):
+    # Five <img src=".../v1/models"> tags on any web page must not ban each visitor's address.
+    for _ in range(20):
+        request = AsyncRequestFactory().get("/test-api/whoami/", headers={"Authorization": header} if header else {})
+        request.META["REMOTE_ADDR"] = CLIENT
+        assert_error(await whoami(request), status=401, type="authentication_error", code="invalid_api_key")
+    assert (await call(async_client, raw)).status_code == 200
+
+
+async def test_missing_and_wrong_tokens_are_told_apart(async_client, clock):
+    assert "missing API token" in body(await call(async_client, None))["error"]["message"]
+    assert body(await call(async_client, WRONG))["error"]["message"] == "invalid API token"
+
+
+# --- IPv6 by /64, IPv4 one by one -------------------------------------------------------------------------------
+
+
+async def test_ipv6_failures_count_by_slash_64(async_client, raw, clock):
+    for host in range(1, 6):  # five addresses of one /64: one attacker walking its own block
+        await call(async_client, WRONG, peer=f"2001:db8:1:2::{host}")
+    banned = await call(async_client, raw, peer="2001:db8:1:2:ffff:ffff:ffff:ffff")
+    assert_error(banned, status=403, type="permission_error", code="banned")
+    assert "2001:db8:1:2::/64" in body(banned)["error"]["message"]
+    assert (await call(async_client, raw, peer="2001:db8:1:3::1")).status_code == 200  # the next /64 is someone else
+
+
+async def test_ipv4_neighbours_are_not_grouped(async_client, raw, clock):
+    for host in range(1, 6):
+        await call(async_client, WRONG, peer=f"198.51.100.{host}")
+    for host in range(1, 7):
+        assert (await call(async_client, raw, peer=f"198.51.100.{host}")).status_code == 200
+
+
+async def test_an_ipv4_mapped_ipv6_peer_is_its_ipv4_address(async_client, raw, clock):
+    for _ in range(5):
+        await call(async_client, WRONG, peer=f"::ffff:{CLIENT}")
+    assert (await call(async_client, raw)).status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("address", "group"),
+    [
+        ("198.51.100.7", "198.51.100.7"),
+        ("2001:DB8:0:1::7", "2001:db8:0:1::/64"),
+        ("[2001:db8::1]:443", "2001:db8::/64"),
+        ("::ffff:198.51.100.7", "198.51.100.7"),
+        ("198.51.100.7:8080", "198.51.100.7"),
+        ("unknown", "unknown"),
+    ],
+)
+def test_address_group(address, group):
+    assert address_group(address) == group
+
+
+# --- Trusted proxies by network -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("peer", "forwarded", "expected"),
+    [
+        ("10.1.2.3", "203.0.113.7", "203.0.113.7"),  # any address of 10.0.0.0/8 is a proxy
+        ("10.1.2.3", "203.0.113.7, 10.200.0.1", "203.0.113.7"),  # a chain of proxies inside the network
+        ("11.0.0.1", "203.0.113.7", "11.0.0.1"),  # outside it: the header is ignored
+        ("2001:db8:ffff:1::5", "2001:db8:1:2::9", "2001:db8:1:2::9"),  # an IPv6 proxy network
+        ("2001:db8:fffe::5", "203.0.113.7", "2001:db8:fffe::5"),
+        ("192.0.2.1", "203.0.113.7", "203.0.113.7"),  # an exact address still works
+        ("::ffff:10.1.2.3", "203.0.113.7", "203.0.113.7"),  # a dual-stack socket's view of an IPv4 proxy
+    ],
+)
+def test_trusted_proxies_may_be_networks(peer, forwarded, expected, settings):
+    settings.PLAYGROUND_TRUSTED_PROXIES = ["10.0.0.0/8", "2001:db8:ffff::/48", "192.0.2.1"]
+    assert client_address(peer=peer, headers={"X-Forwarded-For": forwarded}) == expected
+
+
+async def test_a_ban_behind_a_proxy_network_holds_for_the_client_only(async_client, raw, clock, settings):
+    settings.PLAYGROUND_TRUSTED_PROXIES = ["10.0.0.0/24"]
+    for n in range(5):  # the client's requests reach us through different proxies of the network
+        await call(async_client, WRONG, peer=f"10.0.0.{n + 1}", forwarded="203.0.113.7")
+    assert (await call(async_client, raw, peer="10.0.0.9", forwarded="203.0.113.7")).status_code == 403
+    assert (await call(async_client, raw, peer="10.0.0.9", forwarded="203.0.113.8")).status_code == 200
+
+
+def test_a_trusted_proxy_that_is_not_an_address_is_refused(settings):
+    settings.PLAYGROUND_TRUSTED_PROXIES = ["nginx.internal"]
+    with pytest.raises(ImproperlyConfigured, match="nginx.internal"):
+        client_address(peer="10.0.0.1", headers={})
+
+
+# --- /metrics -------------------------------------------------------------------------------------------------------
+
+
+def scrape(token: str | None, *, peer: str = CLIENT):
+    headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
+    return Client().get("/metrics", headers=headers, REMOTE_ADDR=peer)
+
+
+def test_a_wrong_metrics_token_counts_and_bans_the_scraper(fake_pool, clock, settings):
+    settings.PLAYGROUND_METRICS_TOKEN = "scrape-secret"
+    for _ in range(5):
+        assert scrape("guess").status_code == 403
+    banned = scrape("scrape-secret")
+    assert banned.status_code == 403 and banned["Retry-After"] == "300"
+    assert "too many failed authentication attempts" in banned.content.decode()
+    assert scrape("scrape-secret", peer="198.51.100.21").status_code == 200
+
+
+def test_scrapes_without_a_token_do_not_count(fake_pool, clock, settings):
+    settings.PLAYGROUND_METRICS_TOKEN = "scrape-secret"
+    for _ in range(10):
+        assert scrape(None).status_code == 403
+    assert scrape("scrape-secret").status_code == 200
+
+
+async def test_failures_on_metrics_and_the_api_share_one_counter(async_client, raw, clock, settings, fake_pool):
+    settings.PLAYGROUND_METRICS_TOKEN = "scrape-secret"
+    for _ in range(3):
+        await sync_to_async(scrape)("guess")
+    for _ in range(2):
+        await call(async_client, WRONG)
+    assert (await call(async_client, raw)).status_code == 403
+
+
+# --- WebSocket handshakes --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def cookie(user) -> bytes:
+    client = Client()
+    client.force_login(user)
+    return f"sessionid={client.cookies['sessionid'].value}".encode()
+
+
+async def handshake(cookie: bytes, *, peer: str = CLIENT, forwarded: str | None = None) -> tuple[bool, object]:
+    headers = [(b"origin", b"http://localhost"), (b"cookie", cookie)]
+    if forwarded:
+        headers.append((b"x-forwarded-for", forwarded.encode()))
+    communicator = WebsocketCommunicator(application, "/ws/chat/", headers=headers)
+    communicator.scope["client"] = (peer, 50000)  # the communicator names no client; the application reads this
+    result = await communicator.connect(timeout=5)
+    if result[0]:
+        await communicator.disconnect()
+    return result
+
+
+async def test_a_websocket_handshake_from_a_banned_address_is_refused(cookie, fake_pool, clock):
+    assert (await handshake(cookie))[0]
+    for _ in range(5):
+        await sync_to_async(auth_failure_record)(address=CLIENT)
+    connected, _ = await handshake(cookie)
+    assert not connected  # a valid session, refused all the same
+    assert (await handshake(cookie, peer="198.51.100.21"))[0]
+    clock.advance(300)
+    assert (await handshake(cookie))[0]
+
+
+async def test_a_websocket_ban_behind_a_trusted_proxy_is_the_clients(cookie, fake_pool, clock, settings):
+    settings.PLAYGROUND_TRUSTED_PROXIES = ["10.0.0.0/8"]
+    for _ in range(5):
+        await sync_to_async(auth_failure_record)(address="203.0.113.7")
+    assert not (await handshake(cookie, peer="10.0.0.1", forwarded="203.0.113.7"))[0]
+    assert (await handshake(cookie, peer="10.0.0.1", forwarded="203.0.113.8"))[0]
+
+
+async def test_a_stale_session_cookie_is_refused_but_does_not_count(fake_pool, clock):
+    for _ in range(10):  # a tab left open after logging out reconnects with a session that no longer exists
+        connected, code = await handshake(b"sessionid=" + b"x" * 32)
+        assert not connected and code == 4401
+    assert await sync_to_async(ban_remaining)(address=CLIENT) == 0
