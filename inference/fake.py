@@ -19,6 +19,7 @@ from typing import Any
 from inference.text import StopScanner
 from inference.types import (
     AudioDecodeError,
+    AudioTooLongError,
     ChatMessage,
     ContextOverflowError,
     EmbeddingResult,
@@ -125,7 +126,7 @@ class FakeEmbeddingEngine:
     def count_tokens(self, text: str) -> int:
         return len(_tokens(text)) + 2
 
-    def embed(self, texts: Sequence[str]) -> EmbeddingResult:
+    def embed(self, texts: Sequence[str], stop_event: threading.Event | None = None) -> EmbeddingResult:
         if not texts:
             raise InvalidRequestError("input must contain at least one text")
         for index, text in enumerate(texts):
@@ -134,6 +135,8 @@ class FakeEmbeddingEngine:
         self.calls.append(list(texts))
         vectors = []
         for text in texts:
+            if stop_event is not None and stop_event.is_set():
+                raise InvalidRequestError("the embedding was stopped before it finished")
             digest = hashlib.sha256(text.encode()).digest()
             raw = [b - 127.5 for b in digest[: self.dimensions]]
             norm = math.sqrt(sum(v * v for v in raw))
@@ -156,6 +159,7 @@ class FakeSpeechToTextEngine:
         language: str | None = None,
         task: str = "transcribe",
         stop_event: threading.Event | None = None,
+        max_seconds: float | None = None,
     ) -> tuple[TranscriptionInfo, Iterator[Segment]]:
         data = audio if isinstance(audio, bytes) else audio.read()
         if not data.startswith(b"FAKEAUDIO:"):
@@ -167,6 +171,8 @@ class FakeSpeechToTextEngine:
             end = start + len(sentence.split())
             segments.append(Segment(id=n, start=start, end=end, text=sentence + "."))
             start = end
+        if max_seconds is not None and start > max_seconds:
+            raise AudioTooLongError(f"the audio lasts {start:.1f} s; the limit here is {max_seconds:.1f} s")
         info = TranscriptionInfo(language=language or "en", language_probability=1.0, duration=start)
         return info, iter(segments)
 
@@ -189,7 +195,7 @@ class FakeTextToSpeechEngine:
     sample_rate = 16000
     max_characters = 4096
 
-    def synthesize(self, text: str, *, speed: float = 1.0) -> SpeechResult:
+    def synthesize(self, text: str, *, speed: float = 1.0, stop_event: threading.Event | None = None) -> SpeechResult:
         text = (text or "").strip()
         if not text:
             raise InvalidRequestError("text must not be empty")

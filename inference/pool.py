@@ -12,7 +12,7 @@ from inference.catalog import ModelSpec
 from inference.device import PROBES, DeviceDecision
 from inference.probe import warm_up
 from inference.protocols import Engine
-from inference.serving import Job, JobObserver, LoadedEngine, ModelWorker
+from inference.serving import Job, JobObserver, LoadedEngine, ModelWorker, Owner
 from inference.types import InvalidRequestError
 
 logger = logging.getLogger(__name__)
@@ -168,13 +168,15 @@ class EnginePool:
         observer: JobObserver | None = None,
         *,
         background: bool = False,
+        owner: Owner | None = None,
     ) -> Job[T]:
         """Run ``fn(engine, stop_event)`` (returning an iterator) on the model's worker thread.
 
         `fn` names the engine protocol it needs (TextEngine, ...); the model's task decides which one the
         worker holds. Background (bulk) jobs yield to interactive ones: they wait behind every interactive request.
+        `owner` is who asks: the model's users take turns, and its caps apply (None: an operator's job, uncapped).
         """
-        return self.worker(model_id).submit(fn, observer, background=background)
+        return self.worker(model_id).submit(fn, observer, background=background, owner=owner)
 
     def call[E: Engine, T](self, model_id: str, fn: Callable[[E], T], observer: JobObserver | None = None) -> T:
         """Run a one-shot ``fn(engine)`` on the model's worker and wait for its result."""

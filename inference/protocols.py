@@ -60,7 +60,7 @@ class EmbeddingEngine(Protocol):
 
     def count_tokens(self, text: str) -> int: ...
 
-    def embed(self, texts: Sequence[str]) -> EmbeddingResult: ...
+    def embed(self, texts: Sequence[str], stop_event: threading.Event | None = None) -> EmbeddingResult: ...
 
 
 class SpeechToTextEngine(Protocol):
@@ -79,6 +79,7 @@ class SpeechToTextEngine(Protocol):
         language: str | None = None,
         task: str = "transcribe",
         stop_event: threading.Event | None = None,
+        max_seconds: float | None = None,
     ) -> tuple[TranscriptionInfo, Iterator[Segment]]: ...
 
     def transcribe_all(
@@ -95,7 +96,9 @@ class TextToSpeechEngine(Protocol):
     @property
     def max_characters(self) -> int: ...
 
-    def synthesize(self, text: str, *, speed: float = 1.0) -> SpeechResult: ...
+    def synthesize(
+        self, text: str, *, speed: float = 1.0, stop_event: threading.Event | None = None
+    ) -> SpeechResult: ...
 
 
 # What a model's worker holds: which one follows from the model's task (see inference.pool.build_engine).

@@ -15,6 +15,7 @@ from inference.protocols import Audio
 from inference.types import (
     SPEECH_SPEED,
     AudioDecodeError,
+    AudioTooLongError,
     InvalidRequestError,
     ModelLoadError,
     Segment,
@@ -69,6 +70,62 @@ def load_cuda_libraries() -> str:
     return ", ".join(missing)
 
 
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.1f} minutes" if seconds >= 60 else f"{seconds:.1f} s"
+
+
+def decode_capped(source: Any, *, sampling_rate: int, max_seconds: float | None) -> Any:
+    """The audio as mono float32 samples at `sampling_rate`, decoded with PyAV (as faster-whisper does).
+
+    The cost of a request is the audio's length, not its bytes (25 MB of compressed silence is hours): the length
+    the container declares is checked before anything is decoded, and decoding stops with AudioTooLongError once
+    `max_seconds` of samples have come out (a container may not say, or may lie). Audio without an audio stream
+    is refused."""
+    import av
+    import numpy as np
+
+    try:
+        container = av.open(source, mode="r", metadata_errors="ignore")
+    except Exception as exc:  # PyAV raises many types (InvalidDataError, ValueError, ...)
+        raise AudioDecodeError(f"the audio could not be decoded: {exc}") from exc
+    with container:
+        streams = container.streams.audio
+        if not streams:
+            raise AudioDecodeError("the file has no audio stream")
+        stream = streams[0]
+        declared = None
+        if stream.duration is not None and stream.time_base is not None:
+            declared = float(stream.duration * stream.time_base)
+        elif container.duration is not None:
+            declared = container.duration / av.time_base
+        if max_seconds is not None and declared is not None and declared > max_seconds + 1:
+            raise AudioTooLongError(f"the audio lasts {_minutes(declared)}; the limit here is {_minutes(max_seconds)}")
+        limit = None if max_seconds is None else int((max_seconds + 1) * sampling_rate)
+        resampler = av.AudioResampler(format="s16", layout="mono", rate=sampling_rate)
+        chunks: list[Any] = []
+        count = 0
+        try:
+            for frame in container.decode(stream):
+                for out in resampler.resample(frame):
+                    array = out.to_ndarray().reshape(-1)
+                    chunks.append(array)
+                    count += array.size
+                if limit is not None and count > limit:
+                    raise AudioTooLongError(
+                        f"the audio lasts more than {_minutes(count / sampling_rate)}; "
+                        f"the limit here is {_minutes(max_seconds or 0)}"
+                    )
+            for out in resampler.resample(None):
+                chunks.append(out.to_ndarray().reshape(-1))
+        except AudioTooLongError:
+            raise
+        except Exception as exc:
+            raise AudioDecodeError(f"the audio could not be decoded: {exc}") from exc
+    if not chunks:
+        return np.zeros(0, dtype=np.float32)
+    return np.concatenate(chunks).astype(np.float32) / 32768.0
+
+
 class WhisperEngine:
     """faster-whisper over a local CTranslate2 directory; int8 on CPU, float16 on CUDA."""
 
@@ -89,16 +146,13 @@ class WhisperEngine:
         )
         self.multilingual = bool(self.model.model.is_multilingual)
 
-    def _decode(self, audio: Audio) -> Any:
-        from faster_whisper.audio import decode_audio
-
+    def _decode(self, audio: Audio, max_seconds: float | None) -> Any:
         source: Any = io.BytesIO(audio) if isinstance(audio, bytes) else audio
         if isinstance(source, Path):
             source = str(source)
-        try:
-            samples = decode_audio(source, sampling_rate=self.model.feature_extractor.sampling_rate)
-        except Exception as exc:  # PyAV raises many types (InvalidDataError, ValueError, ...)
-            raise AudioDecodeError(f"the audio could not be decoded: {exc}") from exc
+        samples = decode_capped(
+            source, sampling_rate=self.model.feature_extractor.sampling_rate, max_seconds=max_seconds
+        )
         if samples.size == 0:
             raise AudioDecodeError("the audio contains no samples")
         return samples
@@ -110,8 +164,10 @@ class WhisperEngine:
         language: str | None = None,
         task: str = "transcribe",
         stop_event: threading.Event | None = None,
+        max_seconds: float | None = None,
     ) -> tuple[TranscriptionInfo, Iterator[Segment]]:
-        """Decode the audio now (a bad file fails here); segments are produced lazily."""
+        """Decode the audio now (a bad file, or one longer than `max_seconds`, fails here); segments are
+        produced lazily."""
         if task not in ("transcribe", "translate"):
             raise InvalidRequestError("task must be 'transcribe' or 'translate'")
         if not self.multilingual:
@@ -119,7 +175,7 @@ class WhisperEngine:
                 raise InvalidRequestError("this model is English-only and cannot translate")
             if language not in (None, "en"):
                 raise InvalidRequestError("this model is English-only; language must be 'en' or omitted")
-        samples = self._decode(audio)
+        samples = self._decode(audio, max_seconds)
         try:
             # Beam search (Whisper's own default of 5): greedy decoding of hard audio often fails Whisper's
             # quality thresholds and falls back to sampling at rising temperatures, which is slower and
@@ -169,7 +225,9 @@ class PiperEngine:
         self.sample_rate = int(self.voice.config.sample_rate)
         self.max_characters = max_characters
 
-    def synthesize(self, text: str, *, speed: float = 1.0) -> SpeechResult:
+    def synthesize(self, text: str, *, speed: float = 1.0, stop_event: threading.Event | None = None) -> SpeechResult:
+        """Speak the text sentence by sentence; a set `stop_event` stops between sentences (InvalidRequestError
+        is not it: the caller has gone, so what was spoken so far is returned)."""
         from piper import SynthesisConfig
 
         text = (text or "").strip()
@@ -180,8 +238,14 @@ class PiperEngine:
         SPEECH_SPEED.check(speed)
         buffer = io.BytesIO()
         with wave.open(buffer, "wb") as wav:
+            wav.setnchannels(1)
+            wav.setsampwidth(2)
+            wav.setframerate(self.sample_rate)
             # Piper's length_scale is a duration multiplier: faster speech = shorter.
-            self.voice.synthesize_wav(text, wav, syn_config=SynthesisConfig(length_scale=1.0 / speed))
+            for chunk in self.voice.synthesize(text, syn_config=SynthesisConfig(length_scale=1.0 / speed)):
+                wav.writeframes(chunk.audio_int16_bytes)
+                if stop_event is not None and stop_event.is_set():
+                    break
         data = buffer.getvalue()
         with wave.open(io.BytesIO(data), "rb") as wav:
             frames, rate = wav.getnframes(), wav.getframerate()

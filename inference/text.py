@@ -250,7 +250,9 @@ class LlamaEmbeddingEngine:
     def count_tokens(self, text: str) -> int:
         return len(self.llm.tokenize(text.encode(), add_bos=True, special=False))
 
-    def embed(self, texts: Sequence[str]) -> EmbeddingResult:
+    def embed(self, texts: Sequence[str], stop_event: threading.Event | None = None) -> EmbeddingResult:
+        """One L2-normalised vector per text; a set `stop_event` stops between texts (InvalidRequestError:
+        the caller has gone or run out of time)."""
         import numpy as np
 
         if not texts:
@@ -265,6 +267,8 @@ class LlamaEmbeddingEngine:
             counts.append(n)
         vectors = []
         for text in texts:  # one sequence per call: llama.cpp's batch packs by n_ctx
+            if stop_event is not None and stop_event.is_set():
+                raise InvalidRequestError("the embedding was stopped before it finished")
             raw = np.asarray(self.llm.embed(text, truncate=False), dtype=np.float64)
             if raw.ndim > 1:
                 raw = raw[0]

@@ -54,10 +54,28 @@ class AudioDecodeError(InvalidRequestError):
     code = "invalid_audio"
 
 
+class AudioTooLongError(InvalidRequestError):
+    """The audio lasts longer than the caller's limit (read from the container, or counted while decoding)."""
+
+    code = "audio_too_long"
+
+
 class QueueFullError(EngineError):
     """The model's waiting queue is at its bound; the caller should retry later."""
 
     code = "queue_full"
+
+
+class RateLimitedError(QueueFullError):
+    """The caller's share of a model is used up (e.g. its requests waiting); retry after `retry_after` seconds.
+
+    A QueueFullError too, so whoever waits and retries on a full queue (the bulk worker) does so here as well."""
+
+    code = "rate_limit_exceeded"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class ModelLoadError(EngineError):
@@ -116,6 +134,7 @@ class Range:
 
 
 MAX_STOP_SEQUENCES = 4
+MAX_STOP_LENGTH = 256  # characters in one stop sequence (the scanner holds back that much text)
 RANGES: dict[str, Range] = {
     r.name: r
     for r in (
@@ -208,6 +227,8 @@ def check_stop(stop: object, *, field: str = "stop") -> tuple[str, ...]:
         raise InvalidParameterError(field, f"may hold at most {MAX_STOP_SEQUENCES} sequences (got {len(stops)})")
     if not all(stops):
         raise InvalidParameterError(field, "must not contain an empty sequence")
+    if any(len(stop) > MAX_STOP_LENGTH for stop in stops):
+        raise InvalidParameterError(field, f"sequences may be at most {MAX_STOP_LENGTH} characters long")
     return tuple(stops)
 
 

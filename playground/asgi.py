@@ -14,14 +14,16 @@ from django.conf import settings  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
 from playground import engines  # noqa: E402
-from playground.routing import websocket_urlpatterns  # noqa: E402
+from playground.bodylimit import BodyLimit, install_daphne_limit  # noqa: E402
+from playground.routing import RefuseBanned, websocket_urlpatterns  # noqa: E402
 
+install_daphne_limit()  # Daphne reads a whole body before the application sees it: refuse it before that
 application = ProtocolTypeRouter(
     {
         # Static files served in the ASGI layer, so every middleware stays async-capable and no
         # request (a long API call included) is pushed onto a thread by a sync-only middleware.
-        "http": ASGIStaticFilesHandler(django_asgi_app),
-        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        "http": BodyLimit(ASGIStaticFilesHandler(django_asgi_app)),
+        "websocket": RefuseBanned(AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))),
     }
 )
 

@@ -19,6 +19,7 @@ from django.conf import settings
 
 from inference import ChatMessage, EngineError, Job, ModelSpec, SamplingParams, TextChunk
 from inference.protocols import EmbeddingEngine, Engine, SpeechToTextEngine, TextEngine, TextToSpeechEngine
+from inference.serving import Owner
 from inference.types import (
     RANGES,
     SPEECH_SPEED,
@@ -33,7 +34,7 @@ from inference.types import (
 )
 from playground import engines
 from playground.contract.errors import Problem, problem
-from playground.usage.services import job_timed_out, metering_for
+from playground.usage.services import caller_current, job_timed_out, metering_for
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +70,20 @@ def model_for(*, model_id: object, tasks: Sequence[str], where: str) -> ModelSpe
             param="model",
         )
     return spec
+
+
+def queue_owner() -> Owner | None:
+    """Who is asking, for the model's fair waiting line: the current caller's user and API token (None outside any
+    caller: operator tools), with this site's caps per user read now (0 in the settings: see settings.py)."""
+    caller = caller_current()  # the metering caller, set once per request, socket or bulk job
+    if caller is None:
+        return None
+    return Owner(
+        user=getattr(caller.user, "pk", None),
+        token=getattr(caller.token, "pk", None),
+        max_waiting=settings.PLAYGROUND_MAX_WAITING_PER_USER or None,
+        max_running=settings.PLAYGROUND_MAX_RUNNING_PER_USER or None,
+    )
 
 
 # --- the time limit ----------------------------------------------------------------------------------------------
@@ -228,7 +243,7 @@ def text_stream(
         def run(engine: TextEngine, stop: threading.Event) -> Iterator[TextChunk]:
             return engine.complete(prompt, params, stop)
 
-    return pool.submit(model_id, run, metering_for(model_id=model_id), background=background)
+    return pool.submit(model_id, run, metering_for(model_id=model_id), background=background, owner=queue_owner())
 
 
 def text_generate(
@@ -250,22 +265,31 @@ def text_generate(
 
 
 def _submit[E: Engine, T](model_id: str, fn: Callable[[E, threading.Event], Iterator[T]]) -> Job[T]:
-    return engines.get_pool().submit(model_id, fn, metering_for(model_id=model_id))
+    return engines.get_pool().submit(model_id, fn, metering_for(model_id=model_id), owner=queue_owner())
 
 
 def embeddings_job(*, model_id: str, texts: Sequence[str], dimensions: int | None = None) -> Job[EmbeddingResult]:
-    """Embed each text (vectors L2-normalised). `dimensions` must be the model's own size: checked on the worker
-    before any work, refused as a Problem naming dimensions."""
+    """Embed each text (vectors L2-normalised). `dimensions` must be the model's own size, and all the texts
+    together at most PLAYGROUND_EMBEDDINGS_MAX_TOKENS tokens: both checked on the worker before any work. The
+    engine stops between texts once the job is cancelled or timed out."""
     texts = list(texts)
+    max_tokens = settings.PLAYGROUND_EMBEDDINGS_MAX_TOKENS
 
-    def run(engine: EmbeddingEngine, _stop: threading.Event) -> Iterator[EmbeddingResult]:
+    def run(engine: EmbeddingEngine, stop: threading.Event) -> Iterator[EmbeddingResult]:
         if dimensions is not None and dimensions != engine.dimensions:
             raise Problem(
                 "unsupported_parameter",
                 f"dimensions: this model returns {engine.dimensions}-dimensional vectors and cannot shorten them",
                 param="dimensions",
             )
-        yield engine.embed(texts)
+        total = sum(engine.count_tokens(text) for text in texts)
+        if total > max_tokens:
+            raise Problem(
+                "invalid_parameter",
+                f"input is {total} tokens in all; the limit per request is {max_tokens}",
+                param="input",
+            )
+        yield engine.embed(texts, stop)
 
     return _submit(model_id, run)
 
@@ -274,16 +298,24 @@ TranscriptionItem = TranscriptionInfo | Segment | TranscriptionEnd
 
 
 def transcription_job(
-    *, model_id: str, audio: bytes, task: str = "transcribe", language: str | None = None
+    *,
+    model_id: str,
+    audio: bytes,
+    task: str = "transcribe",
+    language: str | None = None,
+    max_seconds: float | None = None,
 ) -> Job[TranscriptionItem]:
     """Queue a transcription (or translation into English). The job yields one TranscriptionInfo, each Segment as
     it is decoded, then a TranscriptionEnd. Undecodable audio raises AudioDecodeError before anything is yielded."""
     if not audio:
         raise Problem("invalid_parameter", "the audio file is empty", param="file")
+    limit = settings.PLAYGROUND_MAX_AUDIO_SECONDS if max_seconds is None else max_seconds
 
     def run(engine: SpeechToTextEngine, stop: threading.Event) -> Iterator[TranscriptionItem]:
         started = time.monotonic()  # the engine is loaded by now: the factor measures decoding only
-        info, segments = engine.transcribe(audio, language=language or None, task=task, stop_event=stop)
+        info, segments = engine.transcribe(
+            audio, language=language or None, task=task, stop_event=stop, max_seconds=limit
+        )
         yield info
         for segment in segments:
             if stop.is_set():
@@ -301,7 +333,7 @@ def speech_job(*, model_id: str, text: str, speed: float = 1.0) -> Job[SpeechRes
     except InvalidParameterError as exc:
         raise Problem("invalid_parameter", str(exc), param="speed") from None
 
-    def run(engine: TextToSpeechEngine, _stop: threading.Event) -> Iterator[SpeechResult]:
-        yield engine.synthesize(text, speed=speed)
+    def run(engine: TextToSpeechEngine, stop: threading.Event) -> Iterator[SpeechResult]:
+        yield engine.synthesize(text, speed=speed, stop_event=stop)
 
     return _submit(model_id, run)

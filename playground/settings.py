@@ -6,6 +6,7 @@ channel layer, engines in-process. Code reads settings at call time.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.csp import CSP
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("PLAYGROUND_VAR_DIR", BASE_DIR / "var"))
@@ -56,8 +58,13 @@ def _secret_key() -> str:
 
 SECRET_KEY = _secret_key()
 DEBUG = env_bool("DJANGO_DEBUG", False)
-ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
-CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+# The host names the site answers to, and the origins (scheme://host[:port]) whose forms and scripts may POST:
+# PLAYGROUND_* first, the older DJANGO_* names still read. Behind a proxy that keeps the Host header (as
+# deploy/nginx.conf.template does) same-origin posts need no CSRF_TRUSTED_ORIGINS entry.
+ALLOWED_HOSTS = env_list(
+    "PLAYGROUND_ALLOWED_HOSTS", env_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
+)
+CSRF_TRUSTED_ORIGINS = env_list("PLAYGROUND_CSRF_TRUSTED_ORIGINS", env_list("DJANGO_CSRF_TRUSTED_ORIGINS", []))
 
 INSTALLED_APPS = [
     "daphne",
@@ -81,6 +88,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",  # SECURE_CSP below
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -102,6 +110,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "playground.accounts.context_processors.signup",
             ],
         },
     },
@@ -204,6 +213,12 @@ PLAYGROUND_MODELS_DIR = Path(env_str("PLAYGROUND_MODELS_DIR", str(VAR_DIR / "mod
 PLAYGROUND_DEVICE = env_str("PLAYGROUND_DEVICE", "auto")  # auto | cpu | cuda
 PLAYGROUND_THREADS = env_int("PLAYGROUND_THREADS", os.cpu_count() or 2)
 PLAYGROUND_MAX_QUEUE = env_int("PLAYGROUND_MAX_QUEUE", 100)  # waiting requests per model
+# Fair shares of a model (inference/serving.py): its users take turns (and each user's API tokens), interactive
+# requests before bulk. Per user and model: at most MAX_WAITING_PER_USER requests waiting (one more gets a 429
+# rate_limit_exceeded with Retry-After; bulk waits its turn instead; 0: no cap), and while another user's request
+# waits, at most MAX_RUNNING_PER_USER running (0: half the model's batch slots, at least 1).
+PLAYGROUND_MAX_WAITING_PER_USER = env_int("PLAYGROUND_MAX_WAITING_PER_USER", 16)
+PLAYGROUND_MAX_RUNNING_PER_USER = env_int("PLAYGROUND_MAX_RUNNING_PER_USER", 0)
 # Engine threads run at this nice value (Linux; 0: same as the web threads): a page request gets a
 # core at once while a generation runs, and an idle site costs inference nothing.
 PLAYGROUND_ENGINE_NICE = env_int("PLAYGROUND_ENGINE_NICE", 10)
@@ -245,7 +260,16 @@ PLAYGROUND_BULK_LEASE = env_float("PLAYGROUND_BULK_LEASE", 30.0)
 # --- Public API --------------------------------------------------------------
 PLAYGROUND_DEFAULT_TEXT_MODEL = env_str("PLAYGROUND_DEFAULT_TEXT_MODEL", "gemma-3-270m")  # what TGI's /generate serves
 PLAYGROUND_REQUEST_TIMEOUT = env_int("PLAYGROUND_REQUEST_TIMEOUT", 30)  # seconds per API request; the engine is stopped
-PLAYGROUND_MAX_BODY_BYTES = env_int("PLAYGROUND_MAX_BODY_BYTES", 26 * 1024 * 1024)  # larger bodies get 413
+# Cost limits (work, not bytes): the longest audio transcribed through the API and through the Playground's speech
+# socket (read from the container before decoding; decoding stops there too), and the tokens of one embeddings
+# request (all its inputs together).
+PLAYGROUND_MAX_AUDIO_SECONDS = env_int("PLAYGROUND_MAX_AUDIO_SECONDS", 30 * 60)
+PLAYGROUND_STUDIO_MAX_AUDIO_SECONDS = env_int("PLAYGROUND_STUDIO_MAX_AUDIO_SECONDS", 10 * 60)
+PLAYGROUND_EMBEDDINGS_MAX_TOKENS = env_int("PLAYGROUND_EMBEDDINGS_MAX_TOKENS", 65_536)
+# Request bodies (playground/bodylimit.py, refused with 413 before they are read): audio uploads to /v1/audio/ may
+# weigh PLAYGROUND_MAX_BODY_BYTES, bulk CSV uploads the CSV limit (500 MB), every other route PLAYGROUND_MAX_JSON_BYTES.
+PLAYGROUND_MAX_BODY_BYTES = env_int("PLAYGROUND_MAX_BODY_BYTES", 26 * 1024 * 1024)
+PLAYGROUND_MAX_JSON_BYTES = env_int("PLAYGROUND_MAX_JSON_BYTES", 4 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = PLAYGROUND_MAX_BODY_BYTES
 FILE_UPLOAD_MAX_MEMORY_SIZE = PLAYGROUND_MAX_BODY_BYTES
 # Failed-authentication throttling (as TGI documents it): per client address,
@@ -253,5 +277,69 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = PLAYGROUND_MAX_BODY_BYTES
 PLAYGROUND_AUTH_FAILURE_LIMIT = env_int("PLAYGROUND_AUTH_FAILURE_LIMIT", 5)
 PLAYGROUND_AUTH_FAILURE_WINDOW = env_int("PLAYGROUND_AUTH_FAILURE_WINDOW", 1800)
 PLAYGROUND_AUTH_BAN_SECONDS = env_int("PLAYGROUND_AUTH_BAN_SECONDS", 300)
-# Proxies whose X-Forwarded-For is believed (exact addresses); otherwise the socket address counts.
+# Only a credential presented and wrong counts (a token, a password, the metrics token); the ban holds for the
+# API, /metrics, the login pages (the site's and the admin's) and WebSocket handshakes. IPv6 counts by /64.
+# Proxies whose X-Forwarded-For is believed: addresses or networks (10.0.0.1, 10.0.0.0/8, fd00::/8); otherwise
+# the socket address counts.
 PLAYGROUND_TRUSTED_PROXIES = env_list("PLAYGROUND_TRUSTED_PROXIES", [])
+for _proxy in PLAYGROUND_TRUSTED_PROXIES:
+    try:
+        ipaddress.ip_network(_proxy, strict=False)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"PLAYGROUND_TRUSTED_PROXIES: {_proxy!r} is neither an IP address nor a network"
+        ) from None
+
+# --- Accounts ------------------------------------------------------------------
+# open: anyone may sign up at /accounts/signup/; closed: accounts are made by staff (admin, createsuperuser).
+PLAYGROUND_SIGNUP = env_str("PLAYGROUND_SIGNUP", "open")
+if PLAYGROUND_SIGNUP not in ("open", "closed"):
+    raise ImproperlyConfigured("PLAYGROUND_SIGNUP must be 'open' or 'closed'")
+# Accounts created per client address (an IPv6 /64) per hour; 0: no limit. More get 429 with Retry-After.
+PLAYGROUND_SIGNUP_PER_HOUR = env_int("PLAYGROUND_SIGNUP_PER_HOUR", 10)
+
+# --- Production: TLS, cookies, Content-Security-Policy -------------------------
+# PLAYGROUND_TLS=1: the site is reached over HTTPS through a proxy that terminates TLS and says so in
+# X-Forwarded-Proto (deploy/nginx.conf.template sets it, overwriting whatever the client sent: never turn this on
+# behind a proxy that passes the client's header through). Then cookies are sent over HTTPS only, plain HTTP is
+# redirected (except /health, for a load balancer's probe) and HSTS tells browsers to stay on HTTPS.
+# docs/deploy.md has the checklist; `manage.py check --deploy` is clean with it.
+PLAYGROUND_TLS = env_bool("PLAYGROUND_TLS", False)
+if PLAYGROUND_TLS:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env_bool("PLAYGROUND_SSL_REDIRECT", PLAYGROUND_TLS)
+SECURE_REDIRECT_EXEMPT = [r"^health$"]
+SESSION_COOKIE_SECURE = PLAYGROUND_TLS
+CSRF_COOKIE_SECURE = PLAYGROUND_TLS
+SECURE_HSTS_SECONDS = env_int("PLAYGROUND_HSTS_SECONDS", 31_536_000 if PLAYGROUND_TLS else 0)  # a year
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("PLAYGROUND_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("PLAYGROUND_HSTS_PRELOAD", False)
+# Preloading is a promise made to the browsers' lists (hstspreload.org), hard to take back, that an operator makes
+# on purpose; check --deploy's reminder of it (W021) is silenced unless PLAYGROUND_HSTS_PRELOAD=1 asks for it.
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
+
+# Content-Security-Policy (Django's own middleware): scripts only from this site's files, no inline script or
+# handler attribute, no eval; connections (fetch, the WebSockets: 'self' covers ws/wss of this host) only to this
+# site. Inline styles stay allowed: the embeddings heatmap colours its cells with style attributes, some pages
+# carry a <style> block and htmx adds its indicator style; an injected style cannot run code.
+# data: and blob: media are the synthesized speech (a data: URL) and the recorded audio's preview (blob:).
+# PLAYGROUND_CSP: enforce (default) | report-only (violations are only reported in the browser console) | off.
+PLAYGROUND_CSP = env_str("PLAYGROUND_CSP", "enforce")
+if PLAYGROUND_CSP not in ("enforce", "report-only", "off"):
+    raise ImproperlyConfigured("PLAYGROUND_CSP must be 'enforce', 'report-only' or 'off'")
+_CSP_POLICY: dict[str, Any] = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF],
+    "style-src": [CSP.SELF, CSP.UNSAFE_INLINE],
+    "img-src": [CSP.SELF, "data:", "blob:"],
+    "media-src": [CSP.SELF, "data:", "blob:"],
+    "connect-src": [CSP.SELF],
+    "font-src": [CSP.SELF],
+    "object-src": [CSP.NONE],
+    "base-uri": [CSP.SELF],
+    "form-action": [CSP.SELF],
+    "frame-ancestors": [CSP.NONE],
+    "upgrade-insecure-requests": PLAYGROUND_TLS,
+}
+SECURE_CSP = _CSP_POLICY if PLAYGROUND_CSP == "enforce" else {}
+SECURE_CSP_REPORT_ONLY = _CSP_POLICY if PLAYGROUND_CSP == "report-only" else {}

@@ -82,6 +82,7 @@ def api_docs(request: HttpRequest) -> HttpResponse:
         "auth_ban": settings.PLAYGROUND_AUTH_BAN_SECONDS,
         "request_timeout": settings.PLAYGROUND_REQUEST_TIMEOUT,
         "max_body_bytes": settings.PLAYGROUND_MAX_BODY_BYTES,
+        "max_json_bytes": settings.PLAYGROUND_MAX_JSON_BYTES,
         "max_queue": settings.PLAYGROUND_MAX_QUEUE,
         "default_text_model": settings.PLAYGROUND_DEFAULT_TEXT_MODEL,
         "models": [(s.id, s.task) for s in specs],

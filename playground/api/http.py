@@ -5,17 +5,20 @@ The dialects (openai.py, tgi.py) parse and render; the views stay thin; the work
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterable, Mapping
 from typing import Any
 
-from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 
+from playground.bodylimit import body_limit
 from playground.contract.errors import Problem
+from playground.contract.fields import json_parse
 
 TIER_HEADER = "X-Service-Tier"
+INLINE_PARSE_BYTES = 64 * 1024  # smaller bodies parse in microseconds, on the loop
 
 
 def error_response(problem: Problem) -> JsonResponse:
@@ -35,44 +38,39 @@ def require_method(request: HttpRequest, method: str) -> None:
         )
 
 
-def _too_large(size: int) -> Problem:
-    limit = settings.PLAYGROUND_MAX_BODY_BYTES
-    return Problem("request_too_large", f"the request body is {size} bytes; the limit is {limit} bytes")
+def _too_large(size: int, limit: int) -> Problem:
+    return Problem("request_too_large", f"the request body is {size} bytes; the limit here is {limit} bytes")
 
 
 def _declared_size(request: HttpRequest) -> int:
-    """The Content-Length, refused when over PLAYGROUND_MAX_BODY_BYTES before the body is read."""
+    """The Content-Length, refused when over the route's limit (playground/bodylimit.py) before the body is read."""
     try:
         size = int(request.META.get("CONTENT_LENGTH") or 0)
     except ValueError:
         raise Problem("invalid_request", "the Content-Length header is not a number") from None
-    if size > settings.PLAYGROUND_MAX_BODY_BYTES:
-        raise _too_large(size)
+    limit = body_limit(request.path)
+    if size > limit:
+        raise _too_large(size, limit)
     return size
 
 
 def body_bytes(request: HttpRequest) -> bytes:
     size = _declared_size(request)
+    limit = body_limit(request.path)
     try:
         raw = request.body
     except RequestDataTooBig:
-        raise _too_large(size) from None
-    if len(raw) > settings.PLAYGROUND_MAX_BODY_BYTES:
-        raise _too_large(len(raw))
+        raise _too_large(size, limit) from None
+    if len(raw) > limit:
+        raise _too_large(len(raw), limit)
     return raw
 
 
-def _reject_constant(name: str) -> float:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def json_body(request: HttpRequest) -> dict[str, Any]:
-    """The request's JSON object. The Content-Type is not checked: `curl -d` labels JSON as a form."""
+async def json_body(request: HttpRequest) -> dict[str, Any]:
+    """The request's JSON object. The Content-Type is not checked: `curl -d` labels JSON as a form. A large body
+    is parsed on a worker thread, so no request can hold the event loop (and every other stream) while it parses."""
     raw = body_bytes(request)
-    try:
-        body = json.loads(raw or b"null", parse_constant=_reject_constant)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise Problem("invalid_json", f"the body is not valid JSON: {exc}") from None
+    body = json_parse(raw) if len(raw) <= INLINE_PARSE_BYTES else await asyncio.to_thread(json_parse, raw)
     if not isinstance(body, dict):
         raise Problem("invalid_json", "the body must be a JSON object")
     return body
@@ -86,7 +84,7 @@ def multipart_body(request: HttpRequest, *, file_field: str = "file") -> tuple[d
     try:
         post, files = request.POST, request.FILES
     except RequestDataTooBig:
-        raise _too_large(size) from None
+        raise _too_large(size, body_limit(request.path)) from None
     fields: dict[str, str] = {}
     for key, values in post.lists():
         if len(values) > 1 and not key.endswith("[]"):
@@ -98,8 +96,8 @@ def multipart_body(request: HttpRequest, *, file_field: str = "file") -> tuple[d
     upload = files.get(file_field)
     if upload is None:
         return fields, None
-    if upload.size is not None and upload.size > settings.PLAYGROUND_MAX_BODY_BYTES:
-        raise _too_large(upload.size)
+    if upload.size is not None and upload.size > body_limit(request.path):
+        raise _too_large(upload.size, body_limit(request.path))
     return fields, upload.read()
 
 

@@ -33,7 +33,7 @@ async def model_detail(request: HttpRequest, model_id: str) -> HttpResponse:
 
 async def _text(request: HttpRequest, *, chat: bool) -> HttpResponse:
     require_method(request, "POST")
-    parsed = openai.text_request(chat=chat, body=json_body(request), query_tier=_query_tier(request))
+    parsed = openai.text_request(chat=chat, body=await json_body(request), query_tier=_query_tier(request))
     if not parsed.stream:
         result = await openai.text_complete(request=parsed)
         return served(JsonResponse(result), result["service_tier"])
@@ -54,7 +54,7 @@ async def completions(request: HttpRequest) -> HttpResponse:
 @api_view
 async def embeddings(request: HttpRequest) -> HttpResponse:
     require_method(request, "POST")
-    result = await openai.embeddings(body=json_body(request), query_tier=_query_tier(request))
+    result = await openai.embeddings(body=await json_body(request), query_tier=_query_tier(request))
     return served(JsonResponse(result), result["service_tier"])
 
 
@@ -78,7 +78,7 @@ async def translations(request: HttpRequest) -> HttpResponse:
 @api_view
 async def speech(request: HttpRequest) -> HttpResponse:
     require_method(request, "POST")
-    rendered = await openai.speech(body=json_body(request), query_tier=_query_tier(request))
+    rendered = await openai.speech(body=await json_body(request), query_tier=_query_tier(request))
     response = HttpResponse(rendered.content, content_type=rendered.content_type)
     response["Content-Disposition"] = f'attachment; filename="{rendered.filename}"'
     return served(response, rendered.service_tier)

@@ -520,7 +520,7 @@ def openapi_document(*, server_url: str = "") -> dict[str, Any]:
     specs = list(engines.get_pool().specs.values())
     auth = (
         f"Send Authorization: Bearer <token> (create tokens at /tokens/). "
-        f"{settings.PLAYGROUND_AUTH_FAILURE_LIMIT} failed authentications from one address within "
+        f"{settings.PLAYGROUND_AUTH_FAILURE_LIMIT} wrong tokens from one address within "
         f"{settings.PLAYGROUND_AUTH_FAILURE_WINDOW} s ban it for {settings.PLAYGROUND_AUTH_BAN_SECONDS} s (403)."
     )
     document: dict[str, Any] = {

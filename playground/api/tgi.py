@@ -23,9 +23,11 @@ from playground.contract.errors import Problem
 from playground.contract.fields import parse
 
 SEED_LIMIT = 2**32
-# Images written as Markdown (bounded, so a hostile input cannot make the search slow); <image>...</image> is
-# found with plain string searches.
-MARKDOWN_IMAGE = re.compile(r"!\[[^\]\n]{0,500}\]\([^)\s]{0,2000}\)")
+# Markdown images, ![alt](url), found in one pass (no regex that can backtrack): the tokens that open, close or
+# break an image's alt text, and the characters that end its url.
+MARKDOWN_TOKENS = re.compile(r"!\[|\]\(|[\]\n]")
+URL_END = re.compile(r"[)\s]")
+MAX_ALT = 500
 PARAMETER_NAMES = {"max_tokens": "parameters.max_new_tokens"}  # SamplingParams' names as TGI's fields
 
 
@@ -43,6 +45,26 @@ def text_model(*, model_id: str) -> str:
     return serving.model_for(model_id=model_id, tasks=serving.TEXT_TASKS, where="the TGI routes (text models)").id
 
 
+def _markdown_image(text: str) -> str | None:
+    """The first ![alt](url) in `text`, in time linear in its length whatever it holds."""
+    opened = -1
+    url_end = -1  # the first ")" or space at or after the last url start searched (starts only grow)
+    for token in MARKDOWN_TOKENS.finditer(text):
+        kind = token.group()
+        if kind == "![":
+            opened = token.start()
+            continue
+        if kind == "](" and opened >= 0 and token.start() - opened <= MAX_ALT + 2:
+            start = token.end()
+            if url_end < start:
+                found = URL_END.search(text, start)
+                url_end = found.start() if found else len(text)
+            if url_end < len(text) and text[url_end] == ")":
+                return text[opened : url_end + 1]
+        opened = -1  # "]", a new line or a failed "](" ends the alt text
+    return None
+
+
 def _image(inputs: str) -> str | None:
     """The first image written the way TGI's vision models take them (<image>...</image>) or as Markdown."""
     lowered = inputs.lower()
@@ -51,8 +73,7 @@ def _image(inputs: str) -> str | None:
         end = lowered.find("</image>", start)
         if end >= 0:
             return inputs[start : end + len("</image>")]
-    found = MARKDOWN_IMAGE.search(inputs) if "![" in inputs else None
-    return found.group(0) if found else None
+    return _markdown_image(inputs) if "![" in inputs else None
 
 
 def _check_no_images(spec: ModelSpec, inputs: str) -> None:

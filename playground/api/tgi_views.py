@@ -3,6 +3,9 @@ POST / (TGI's compatibility route, which Hugging Face's InferenceClient(base_url
 
 from __future__ import annotations
 
+import asyncio
+import functools
+
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -10,12 +13,15 @@ from django.views.decorators.csrf import csrf_exempt
 
 from playground.api import tgi
 from playground.api.auth import api_view
-from playground.api.http import event_stream, json_body, require_method
+from playground.api.http import INLINE_PARSE_BYTES, event_stream, json_body, require_method
 
 
 async def _generate(request: HttpRequest, model_id: str, *, stream: bool, compat: bool = False) -> HttpResponse:
     require_method(request, "POST")
-    parsed = tgi.request_parse(body=json_body(request), model_id=model_id)
+    body = await json_body(request)
+    check = functools.partial(tgi.request_parse, body=body, model_id=model_id)
+    # A long input is checked (its image scan, its validation) on a worker thread: never on the event loop.
+    parsed = check() if len(request.body) <= INLINE_PARSE_BYTES else await asyncio.to_thread(check)
     if stream or parsed.stream:  # TGI's compatibility route switches on "stream" too
         events = tgi.EventStream(request=parsed)
         await events.start()

@@ -54,6 +54,7 @@ from playground.chat.forms import GenerateForm, sampling_form
 from playground.chat.models import Conversation
 from playground.chat.selectors import conversation_get
 from playground.contract.errors import Problem, problem
+from playground.contract.fields import json_parse
 from playground.usage.services import Caller, caller_set, measured
 
 logger = logging.getLogger(__name__)
@@ -112,8 +113,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         try:
-            frame = json.loads(text_data or "")
-        except ValueError:
+            frame = json_parse(text_data or "")
+        except Problem:
             await self.send_error(Problem("invalid_json", "frames must be JSON objects"))
             return
         if not isinstance(frame, dict):

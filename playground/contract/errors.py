@@ -46,7 +46,13 @@ CODES: dict[str, Code] = {
             "invalid_request_error",
             "Wrong HTTP method; the Allow header names the right one.",
         ),
-        Code("request_too_large", 413, "invalid_request_error", "The body is larger than PLAYGROUND_MAX_BODY_BYTES."),
+        Code(
+            "request_too_large",
+            413,
+            "invalid_request_error",
+            "The body is larger than the route allows: PLAYGROUND_MAX_JSON_BYTES for JSON, PLAYGROUND_MAX_BODY_BYTES "
+            "for audio; refused from Content-Length before it is read.",
+        ),
         Code("audio_too_large", 413, "invalid_request_error", "The audio is larger than the limit for it."),
         Code("invalid_json", 400, "invalid_request_error", "The body is not a JSON object."),
         Code("invalid_content_type", 400, "invalid_request_error", "Audio must come as multipart/form-data."),
@@ -79,6 +85,13 @@ CODES: dict[str, Code] = {
         ),
         Code("invalid_audio", 400, "invalid_request_error", "The audio could not be decoded."),
         Code(
+            "audio_too_long",
+            400,
+            "invalid_request_error",
+            "The audio lasts longer than this server accepts (PLAYGROUND_MAX_AUDIO_SECONDS), read from its "
+            "container before decoding.",
+        ),
+        Code(
             "tier_unavailable",
             400,
             "invalid_request_error",
@@ -99,6 +112,13 @@ CODES: dict[str, Code] = {
             "rate_limit_error",
             "The model's waiting line is full (PLAYGROUND_MAX_QUEUE); retry after Retry-After seconds "
             "(also retry_after in the error object).",
+        ),
+        Code(
+            "rate_limit_exceeded",
+            429,
+            "rate_limit_error",
+            "A limit of yours is reached: requests or tokens per minute, a spending cap, or your share of a "
+            "model's queue; Retry-After (and retry_after) say when to try again.",
         ),
         Code("model_load_failed", 503, "server_error", "The model's weights could not be loaded."),
         Code(
@@ -153,8 +173,8 @@ class Problem(InvalidRequestError):
         return {"error": error}
 
     def frame(self) -> dict[str, Any]:
-        """The WebSocket error frame."""
-        return {"type": "error", "code": self.code, "param": self.param, "message": self.message}
+        """The WebSocket error frame (with retry_after when there is one)."""
+        return {"type": "error", "code": self.code, "param": self.param, "message": self.message, **self.extra}
 
 
 def problem(exc: EngineError, *, param: str | None = None) -> Problem:
@@ -165,11 +185,7 @@ def problem(exc: EngineError, *, param: str | None = None) -> Problem:
     named = getattr(exc, "param", None) or param
     if code == "model_not_found":
         named = "model"
-    if code == "queue_full":
-        return Problem(
-            code,
-            str(exc),
-            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-            extra={"retry_after": RETRY_AFTER_SECONDS},
-        )
+    if code in ("queue_full", "rate_limit_exceeded"):
+        seconds = int(getattr(exc, "retry_after", None) or RETRY_AFTER_SECONDS)
+        return Problem(code, str(exc), headers={"Retry-After": str(seconds)}, extra={"retry_after": seconds})
     return Problem(code, str(exc), param=named)

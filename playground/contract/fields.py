@@ -7,6 +7,7 @@ form, by SamplingParams or by a dialect reads the same).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Annotated, Any, get_args
 
@@ -102,6 +103,21 @@ UNION_TAGS = {"str", "int", "float", "bool", "list", "dict", "none", "json-or-py
 def _is_union_tag(part: str) -> bool:
     """pydantic names the member of a union it tried in the location (e.g. 'str', 'list[TextPart]')."""
     return part in UNION_TAGS or "[" in part or part[:1].isupper()
+
+
+def _reject_constant(name: str) -> float:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def json_parse(raw: bytes | str) -> Any:
+    """JSON text as Python values, or Problem("invalid_json"): malformed, NaN/Infinity, or nested too deeply
+    for the parser (a body or frame of 100,000 "[" is refused, not a crash)."""
+    try:
+        return json.loads(raw or b"null", parse_constant=_reject_constant)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise Problem("invalid_json", f"the body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise Problem("invalid_json", "the body is not valid JSON: it is nested too deeply") from None
 
 
 def path(loc: tuple[int | str, ...], prefix: str = "") -> str:

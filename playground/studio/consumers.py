@@ -25,6 +25,7 @@ from inference import EngineError, Job
 from inference.types import Segment, TranscriptionEnd, TranscriptionInfo
 from playground import serving
 from playground.contract.errors import Problem, problem
+from playground.contract.fields import json_parse
 from playground.studio.forms import TranscribeForm
 from playground.studio.services import SPEECH_MAX_BYTES, audio_too_large, transcription_stream
 from playground.usage.services import Caller, caller_set
@@ -59,8 +60,8 @@ class SpeechConsumer(AsyncWebsocketConsumer):
             await self._error(Problem("invalid_request", "send a short JSON message, then the audio as binary frames"))
             return
         try:
-            message = json.loads(text_data)
-        except ValueError:
+            message = json_parse(text_data)
+        except Problem:
             message = None
         if not isinstance(message, dict):
             await self._error(Problem("invalid_json", "messages must be JSON objects"))

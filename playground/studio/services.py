@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from django.conf import settings
+
 from inference import Job
 from inference.types import EmbeddingResult, SpeechResult
 from playground import serving
@@ -33,7 +35,13 @@ def transcription_stream(
         raise audio_too_large(len(audio))
     if task not in ("transcribe", "translate"):
         raise Problem("invalid_parameter", "task must be 'transcribe' or 'translate'", param="task")
-    return serving.transcription_job(model_id=spec.id, audio=audio, task=task, language=language)
+    return serving.transcription_job(
+        model_id=spec.id,
+        audio=audio,
+        task=task,
+        language=language,
+        max_seconds=settings.PLAYGROUND_STUDIO_MAX_AUDIO_SECONDS,
+    )
 
 
 def embeddings_create(*, model_id: str, texts: list[str]) -> EmbeddingResult:

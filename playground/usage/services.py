@@ -165,6 +165,11 @@ class Caller:
 _caller: ContextVar[Caller | None] = ContextVar("usage_caller", default=None)
 
 
+def caller_current() -> Caller | None:
+    """Who is asking in this context (None outside any request, socket or job: operator tools)."""
+    return _caller.get()
+
+
 def caller_set(caller: Caller) -> None:
     """Meter every inference started from this context (a consumer's task, an API request) as `caller`."""
     _caller.set(caller)

@@ -180,6 +180,8 @@ async def test_unknown_endpoint_is_json_404(async_client, auth):
 
 
 async def test_body_too_large_is_413(async_client, auth, fake_pool, settings):
+    """Each route has its limit: the JSON routes a small one, the audio routes the upload limit."""
+    settings.PLAYGROUND_MAX_JSON_BYTES = 1000
     settings.PLAYGROUND_MAX_BODY_BYTES = 1000
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
     big = with_(CHAT, messages=[{"role": "user", "content": "x" * 2000}])
@@ -329,3 +331,22 @@ async def test_closing_the_stream_iterator_early_cancels_the_job(async_client, a
     await events.aclose()
     await wait_until(lambda: not worker.busy)
     assert len(engine.generated) == 1 and engine.generated[0] < 15  # stopped part-way, not left to finish
+
+
+async def test_work_is_capped_not_only_bytes(async_client, auth, fake_pool, settings):
+    """Audio longer than the setting, embeddings over the token budget and overlong stop sequences are refused."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    settings.PLAYGROUND_MAX_AUDIO_SECONDS = 3
+    form = {"model": "fake-stt", "file": SimpleUploadedFile("a.wav", b"FAKEAUDIO:One two three four five.")}
+    response = await async_client.post("/v1/audio/transcriptions", form, **auth)
+    error = check_error(response, 400, "audio_too_long", "file")
+    assert "limit here is 3.0 s" in error["message"]
+    settings.PLAYGROUND_EMBEDDINGS_MAX_TOKENS = 5
+    response = await post(async_client, "/v1/embeddings", with_(EMBED, input=["one two three", "four five six"]), auth)
+    assert (
+        "tokens in all; the limit per request is 5"
+        in check_error(response, 400, "invalid_parameter", "input")["message"]
+    )
+    response = await post(async_client, "/v1/chat/completions", with_(CHAT, stop=["x" * 257]), auth)
+    check_error(response, 400, "invalid_parameter", "stop")

@@ -369,7 +369,7 @@ async def test_client_disconnect_cancels_the_job(fake_pool, user):
 
 
 async def test_a_body_over_the_limit_is_413(client, fake_pool, settings):
-    settings.PLAYGROUND_MAX_BODY_BYTES = 100
+    settings.PLAYGROUND_MAX_JSON_BYTES = 100
     response = await post(client, "/generate", {"inputs": "x" * 200})
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "request_too_large"

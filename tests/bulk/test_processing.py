@@ -72,9 +72,9 @@ def test_bulk_prompts_go_behind_interactive_requests(fake_pool, user, make_datas
     seen = []
     real_submit = fake_pool.submit
 
-    def submit(model_id, fn, observer=None, *, background=False):  # noqa: ANN001, ANN202
+    def submit(model_id, fn, observer=None, *, background=False, owner=None):  # noqa: ANN001, ANN202
         seen.append(background)
-        return real_submit(model_id, fn, observer, background=background)
+        return real_submit(model_id, fn, observer, background=background, owner=owner)
 
     monkeypatch.setattr(fake_pool, "submit", submit)
     job = job_create(user=user, dataset=make_dataset(user, ["a", "b"]), model_id="fake-chat", params={})

@@ -43,3 +43,12 @@ def test_empty_and_overlong_input_are_refused(minilm):
         minilm.embed(["ok", ""])
     with pytest.raises(ContextOverflowError, match=r"input\[0\] is \d+ tokens"):
         minilm.embed(["word " * 600])
+
+
+def test_a_stopped_embedding_stops_between_texts(minilm):
+    import threading
+
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(InvalidRequestError, match="stopped"):
+        minilm.embed(["one", "two"], stop)

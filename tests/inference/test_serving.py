@@ -219,3 +219,33 @@ def test_fake_engine_end_of_text_and_max_tokens_name_no_stop_sequence():
     # A stop sequence that starts with the reply's last word holds it back; the end of text lets it out.
     text, last = fake_reply(stop=(full.split()[-1] + "!",))
     assert (text, last.finish_reason, last.stop_sequence) == (full, "stop", None)
+
+
+# -- owners: the pool passes who is asking (the fair turns themselves: tests/inference/test_fairness.py) ----------
+
+
+def test_the_pool_queues_a_job_for_its_owner_and_applies_the_owners_waiting_cap():
+    from inference.serving import Owner
+    from inference.types import RateLimitedError
+    from tests.conftest import make_fake_pool
+
+    pool = make_fake_pool()
+    release, started = threading.Event(), threading.Event()
+
+    def held(_engine: Any, _stop: threading.Event) -> Iterator[str]:
+        started.set()
+        release.wait(5)
+        yield "held"
+
+    first = pool.submit("fake-chat", held)
+    assert started.wait(5)
+    owner = Owner("A", "token 1", max_waiting=1)
+    mine = pool.submit("fake-chat", lambda e, stop: iter(["mine"]), owner=owner)
+    assert mine.owner == owner and mine.position() == 1
+    with pytest.raises(RateLimitedError, match="at most 1 per user") as refused:
+        pool.submit("fake-chat", lambda e, stop: iter(["more"]), owner=Owner("A", "token 2", max_waiting=1))
+    assert refused.value.retry_after >= 1
+    bulk = pool.submit("fake-chat", lambda e, stop: iter(["bulk"]), background=True, owner=owner)
+    assert pool.workers["fake-chat"].waiting == 2 and bulk.position() == 2
+    release.set()
+    assert [first.result(), mine.result(), bulk.result()] == [["held"], ["mine"], ["bulk"]]

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import io
+import threading
 import wave
 from pathlib import Path
 
 import jiwer
 import pytest
 
-from inference.types import AudioDecodeError, InvalidRequestError
+from inference.types import AudioDecodeError, AudioTooLongError, InvalidRequestError
 from tests.audio import FORMATS, encode_wav, is_english_translation
 
 SENTENCE = "The quick brown fox jumps over the lazy dog. It was a sunny morning in the city."
@@ -93,3 +94,55 @@ def test_empty_and_oversize_text_are_clear_errors(piper):
         piper.synthesize("a" * (piper.max_characters + 1))
     with pytest.raises(InvalidRequestError, match="speed"):
         piper.synthesize("hello", speed=10)
+
+
+def _flac_silence(seconds: int, rate: int = 16000) -> bytes:
+    """Compressed silence: a few KB that decode to `seconds` of audio (what a 25 MB upload can hide)."""
+    import av
+    import numpy as np
+
+    out = io.BytesIO()
+    with av.open(out, "w", format="flac") as container:
+        stream = container.add_stream("flac", rate=rate, layout="mono")
+        block = np.zeros((1, rate * 10), dtype=np.int16)
+        for n in range(seconds // 10):
+            frame = av.AudioFrame.from_ndarray(block, format="s16", layout="mono")
+            frame.rate, frame.pts = rate, n * rate * 10
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    return out.getvalue()
+
+
+def test_audio_longer_than_the_limit_is_refused_from_its_container_before_decoding(whisper_tiny, monkeypatch):
+    import av
+
+    hour = _flac_silence(3600)
+    assert len(hour) < 2_000_000  # an hour in under 2 MB
+
+    def no_decoding(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise AssertionError("decoding started")
+
+    monkeypatch.setattr(av, "AudioResampler", no_decoding)
+    with pytest.raises(AudioTooLongError, match=r"lasts 60.0 minutes; the limit here is 30.0 minutes"):
+        whisper_tiny.transcribe(hour, max_seconds=1800)
+
+
+def test_audio_within_the_limit_decodes_and_a_file_without_audio_is_refused(whisper_tiny):
+    info, segments = whisper_tiny.transcribe(_flac_silence(20), max_seconds=30)
+    list(segments)
+    assert info.duration == pytest.approx(20, abs=0.1)
+    with pytest.raises(AudioTooLongError):
+        whisper_tiny.transcribe(_flac_silence(20), max_seconds=10)
+    with pytest.raises(AudioDecodeError):
+        whisper_tiny.transcribe(b"RIFF....WAVEfmt not really audio", max_seconds=30)
+
+
+def test_speech_synthesis_stops_between_sentences_when_asked(piper):
+    text = " ".join(f"This is sentence number {n}, spoken slowly and clearly." for n in range(8))
+    whole = piper.synthesize(text)
+    stop = threading.Event()
+    stop.set()
+    cut = piper.synthesize(text, stop_event=stop)
+    assert 0 < cut.duration < whole.duration / 4  # the first sentence only

@@ -41,7 +41,13 @@ def rss_mb(pid: int) -> float:
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str, int]]:
     workdir = tmp_path_factory.mktemp("burst-site")
-    with live_site(workdir, PLAYGROUND_MAX_QUEUE=str(MAX_QUEUE), PLAYGROUND_REQUEST_TIMEOUT="300") as base:
+    # the global bound is under test: one token sends the burst, so no per-user cap may refuse first
+    env = {
+        "PLAYGROUND_MAX_QUEUE": str(MAX_QUEUE),
+        "PLAYGROUND_REQUEST_TIMEOUT": "300",
+        "PLAYGROUND_MAX_WAITING_PER_USER": "0",
+    }
+    with live_site(workdir, **env) as base:
         yield base, live_api_token(workdir), int((workdir / "server.pid").read_text())
 
 

@@ -51,8 +51,10 @@ async def test_segments_stream_then_done(fake_pool, session_cookie):
     await socket.disconnect()
 
 
-async def test_audio_in_chunks_of_an_announced_size_is_assembled(fake_pool, session_cookie):
+async def test_audio_in_chunks_of_an_announced_size_is_assembled(fake_pool, session_cookie, settings):
     from playground.studio.consumers import CHUNK_BYTES
+
+    settings.PLAYGROUND_STUDIO_MAX_AUDIO_SECONDS = 10**6  # the fake audio lasts one second per word
 
     audio = b"FAKEAUDIO:" + b"word " * (CHUNK_BYTES // 2) + b". Last one."
     socket = speech_socket(session_cookie)
@@ -172,7 +174,15 @@ class SlowSpeechEngine:
     def __init__(self) -> None:
         self.stopped = threading.Event()
 
-    def transcribe(self, audio: bytes, *, language: Any = None, task: str = "transcribe", stop_event: Any = None):  # noqa: ANN201
+    def transcribe(
+        self,
+        audio: bytes,
+        *,
+        language: Any = None,
+        task: str = "transcribe",
+        stop_event: Any = None,
+        max_seconds: Any = None,
+    ):  # noqa: ANN201
         def segments() -> Iterator[Segment]:
             yield Segment(id=0, start=0.0, end=1.0, text="First.")
             if stop_event.wait(10):
@@ -266,4 +276,16 @@ async def test_real_models_speak_then_transcribe_through_the_socket(real_pool, s
     text = " ".join(f["text"] for f in frames if f["type"] == "segment").lower()
     assert "weather" in text and "today" in text
     assert frames[-1]["usage"]["audio_seconds"] == pytest.approx(speech.duration, abs=0.2)
+    await socket.disconnect()
+
+
+async def test_audio_longer_than_the_playground_allows_is_refused(fake_pool, session_cookie, settings):
+    settings.PLAYGROUND_STUDIO_MAX_AUDIO_SECONDS = 3
+    audio = b"FAKEAUDIO:One two three four five."
+    socket = speech_socket(session_cookie)
+    assert (await socket.connect())[0]
+    await socket.send_json_to({"type": "transcribe", "model": "fake-stt", "size": len(audio)})
+    await socket.send_to(bytes_data=audio)
+    error = await socket.receive_json_from()
+    assert (error["type"], error["code"]) == ("error", "audio_too_long") and "3.0 s" in error["message"]
     await socket.disconnect()
