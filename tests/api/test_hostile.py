@@ -182,6 +182,14 @@ def test_hostile_requests_get_their_errors_and_never_stall_the_server(site: tupl
             while "done" not in kinds:
                 kinds.add(json.loads(ws.recv(timeout=30))["type"])
 
+        # the speech socket too: a malformed message is an error frame
+        with websockets.sync.client.connect(
+            base.replace("http", "ws") + "/ws/speech/", additional_headers={"Cookie": cookie, "Origin": base}
+        ) as ws:
+            ws.send("[" * 4000)
+            frame = json.loads(ws.recv(timeout=10))
+            assert (frame["type"], frame["code"]) == ("error", "invalid_json")
+
         # and the API still serves
         assert _post(base, token, "/v1/chat/completions", json.dumps(CHAT).encode())[0] == 200
     print(f"slowest /health while the corpus ran: {watch.slowest * 1000:.0f} ms")
