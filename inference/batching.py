@@ -4,7 +4,8 @@ One scheduler thread owns a context with `slots` sequences. Between decode steps
 requests; each step puts into one batch the next token of every generating sequence plus a chunk of
 the prompt of sequences still being read (so a long prompt does not stall the others for long), runs
 one `llama_decode`, and samples every sequence that has logits with its own sampler chain (its own
-temperature, top_k, top_p, min_p, penalties and seed, in llama-cpp-python's order). Each request reads
+temperature, top_k, top_p, min_p, penalties and seed, in llama-cpp-python's order; a request with a grammar
+also its own grammar state: inference/text.py's ConstrainedSampler). Each request reads
 its pieces from its own queue. A request's stop flag ends its sequence at the next step and frees its
 slot; usage is counted per request, exactly as the serialized engine counts it.
 """
@@ -22,12 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from inference.text import LlamaTextEngine, StopScanner
+from inference.text import LlamaTextEngine, Sampler, StopScanner
 from inference.types import EngineError, FinishReason, SamplingParams, TextChunk, Usage
 
 N_BATCH = 512  # tokens a decode step may hold
 PROMPT_CHUNK = 128  # prompt tokens read per step: a long new prompt delays the running streams little
-PENALTY_LAST_N = 64  # as llama-cpp-python's own sampler
 
 
 @dataclass(eq=False)
@@ -42,7 +42,7 @@ class _Sequence:
     last: int = -1  # the token to feed next (sampled last step)
     logits_at: int = -1  # batch index of this sequence's logits in the current step
     completion: int = 0
-    sampler: Any = None
+    sampler: Sampler | None = None
     previous: list[int] = field(default_factory=list)
     decoder: Any = field(default_factory=lambda: codecs.getincrementaldecoder("utf-8")(errors="replace"))
     scanner: StopScanner | None = None
@@ -97,6 +97,9 @@ class BatchedTextEngine(LlamaTextEngine):
         self, prompt_tokens: list[int], params: SamplingParams, max_tokens: int, stop_event: threading.Event
     ) -> Iterator[TextChunk]:
         sequence = _Sequence(prompt_tokens, params, max_tokens, stop_event, scanner=StopScanner(params.stop))
+        # Built here, on the caller's thread: a grammar's parsing does not hold up the other sequences' steps.
+        seed = params.seed if params.seed is not None else random.randrange(2**32)
+        sequence.sampler = self.sampler(params, seed)
         with self._cond:
             self._waiting.append(sequence)
             if self._thread is None:  # started from a model worker thread: it inherits that thread's priority
@@ -129,37 +132,12 @@ class BatchedTextEngine(LlamaTextEngine):
                 while self._waiting and free:
                     sequence = self._waiting.popleft()
                     sequence.slot = free.pop(0)
-                    self._admit(sequence)
                     self._active[sequence.slot] = sequence
             try:
                 self._step()
             except Exception as exc:  # the context is unusable for these sequences: fail them, carry on
                 for sequence in list(self._active.values()):
                     self._finish(sequence, error=EngineError(f"batched decoding failed: {exc}"))
-
-    def _admit(self, sequence: _Sequence) -> None:
-        lib = self._llama_cpp
-        p = sequence.params
-        chain = lib.llama_sampler_chain_init(lib.llama_sampler_chain_default_params())
-        lib.llama_sampler_chain_add(
-            chain,
-            lib.llama_sampler_init_penalties(
-                self.llm.n_vocab(), PENALTY_LAST_N, p.repetition_penalty, p.frequency_penalty, p.presence_penalty
-            ),
-        )
-        if p.temperature <= 0:
-            lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_greedy())
-        else:
-            if p.top_k > 0:
-                lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_top_k(p.top_k))
-            lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_top_p(p.top_p, 1))
-            lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_min_p(p.min_p, 1))
-            lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_temp(p.temperature))
-            seed = p.seed if p.seed is not None else random.randrange(2**32)
-            lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_dist(seed))
-        # As llama-cpp-python's generate (the serialized engine): the penalties see only the reply's tokens,
-        # which llama_sampler_sample accepts into the chain as it picks them.
-        sequence.sampler = chain
 
     def _step(self) -> None:
         for sequence in list(self._active.values()):
@@ -203,8 +181,10 @@ class BatchedTextEngine(LlamaTextEngine):
             raise EngineError(f"llama_decode returned {code}")
         for sequence in sequences:
             if sequence.logits_at >= 0 and sequence.slot in self._active:
-                token = self._llama_cpp.llama_sampler_sample(sequence.sampler, self._ctx, sequence.logits_at)
-                self._take(sequence, token)
+                assert sequence.sampler is not None
+                # Its own chain (and grammar state): as llama-cpp-python's generate, the penalties see only the
+                # reply's tokens, accepted into the chain as they are picked.
+                self._take(sequence, sequence.sampler.sample(self._ctx, sequence.logits_at))
 
     def _take(self, sequence: _Sequence, token: int) -> None:
         """One sampled token: end, or emit its text (held back while it may start a stop sequence)."""
@@ -239,7 +219,7 @@ class BatchedTextEngine(LlamaTextEngine):
             self._active.pop(sequence.slot, None)
         self._llama_cpp.llama_memory_seq_rm(self._memory, sequence.slot, -1, -1)
         if sequence.sampler is not None:
-            self._llama_cpp.llama_sampler_free(sequence.sampler)
+            sequence.sampler.close()
             sequence.sampler = None
         if error is not None:
             sequence.out.put(error)

@@ -10,6 +10,7 @@ import hashlib
 import io
 import math
 import random
+import re
 import threading
 import time
 import wave
@@ -41,15 +42,27 @@ def _tokens(text: str) -> list[str]:
     return text.split()
 
 
+GRAMMAR_REPLY = '{"answer": "fake"}'
+
+
 class FakeTextEngine:
-    """Replies 'You said: <last user message>' then seeded filler words, one word per token."""
+    """Replies 'You said: <last user message>' then seeded filler words, one word per token.
+
+    With `params.grammar` set, it replies `grammar_reply` instead (default `{"answer": "fake"}`; set it to text
+    your grammar or schema accepts), exactly, one token per word with the whitespace before it (`{"answer":` and
+    ` "fake"}`), so max_tokens can cut it short (finish "length", the JSON then incomplete). The grammar is not
+    checked here, only recorded: `calls[-1]["grammar"]`.
+    """
 
     has_chat_template = True
 
-    def __init__(self, *, n_ctx: int = 2048, delay: float = 0.0, chat: bool = True) -> None:
+    def __init__(
+        self, *, n_ctx: int = 2048, delay: float = 0.0, chat: bool = True, grammar_reply: str = GRAMMAR_REPLY
+    ) -> None:
         self.n_ctx = n_ctx
         self.delay = delay
         self.has_chat_template = chat
+        self.grammar_reply = grammar_reply
         self.calls: list[dict[str, Any]] = []
         self.generated: list[int] = []  # tokens each finished stream produced (a stopped one: fewer)
 
@@ -63,7 +76,7 @@ class FakeTextEngine:
             raise InvalidRequestError("this model has no chat template; use plain completion instead")
         if not messages:
             raise InvalidRequestError("messages must not be empty")
-        self.calls.append({"kind": "chat", "messages": list(messages), "params": params})
+        self.calls.append({"kind": "chat", "messages": list(messages), "params": params, "grammar": params.grammar})
         last = next((m.content for m in reversed(messages) if m.role == "user"), "")
         prompt_tokens = sum(len(_tokens(m.content)) + 2 for m in messages)
         return self._generate(prompt_tokens, f"You said: {last}", params, stop_event)
@@ -73,7 +86,7 @@ class FakeTextEngine:
     ) -> Iterator[TextChunk]:
         if not prompt:
             raise InvalidRequestError("prompt must not be empty")
-        self.calls.append({"kind": "complete", "prompt": prompt, "params": params})
+        self.calls.append({"kind": "complete", "prompt": prompt, "params": params, "grammar": params.grammar})
         return self._generate(len(_tokens(prompt)) + 1, "and then", params, stop_event)
 
     def _generate(
@@ -87,13 +100,16 @@ class FakeTextEngine:
         stop_event = stop_event or threading.Event()
         rng = random.Random(params.seed if params.seed is not None else random.randrange(2**32))
         words = _tokens(lead) + [rng.choice(WORDS) for _ in range(12)]
+        pieces = [("" if n == 0 else " ") + word for n, word in enumerate(words)]
+        if params.grammar is not None:
+            pieces = re.findall(r"\s*\S+", self.grammar_reply)  # exact text: each piece keeps the space before it
 
         def stream() -> Iterator[TextChunk]:
             scanner = StopScanner(params.stop)
             finish: FinishReason = "stop"
             stop_sequence: str | None = None
             completion = 0
-            for word in words:
+            for piece in pieces:
                 if stop_event.is_set():
                     finish = "cancelled"
                     break
@@ -103,7 +119,7 @@ class FakeTextEngine:
                 if self.delay:
                     time.sleep(self.delay)
                 completion += 1
-                text, stop_sequence = scanner.feed(("" if completion == 1 else " ") + word)
+                text, stop_sequence = scanner.feed(piece)
                 if text:
                     yield TextChunk(text)
                 if stop_sequence is not None:

@@ -209,6 +209,7 @@ class SamplingParams:
     repetition_penalty: float = 1.0
     seed: int | None = None  # None = random
     stop: tuple[str, ...] = ()
+    grammar: str | None = None  # GBNF the reply must match (inference/grammar.py builds it); None: unconstrained
 
     def __post_init__(self) -> None:
         for name, range_ in RANGES.items():

@@ -8,6 +8,7 @@ Refusals are ``Problem``s from the one error vocabulary (playground/contract/err
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import queue
 import threading
@@ -25,6 +26,7 @@ from inference.types import (
     SPEECH_SPEED,
     EmbeddingResult,
     InvalidParameterError,
+    InvalidRequestError,
     Segment,
     SpeechResult,
     TextResult,
@@ -185,6 +187,52 @@ def run_all[T](job: Job[T], *, stopped: threading.Event | None = None) -> list[T
             items.append(item)
     finally:
         job.cancel()
+
+
+# --- constrained replies -----------------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=256)
+def _regex_grammar(pattern: str) -> str:
+    from inference.grammar import check_gbnf
+    from inference.regex_gbnf import gbnf_from_regex
+
+    grammar = gbnf_from_regex(pattern)
+    check_gbnf(grammar)
+    return grammar
+
+
+def grammar_for_schema(schema: object, *, param: str) -> str:
+    """The GBNF grammar of JSON valid against `schema`, its properties in the schema's order. Slow for a big
+    schema: call it off the event loop. An unsupported schema feature is a 400 naming it."""
+    if not isinstance(schema, dict):
+        raise Problem("invalid_type", f"{param} must be a JSON Schema object", param=param)
+    from inference.grammar import gbnf_from_json_schema  # caches by the schema's text (its key order matters)
+
+    try:
+        return gbnf_from_json_schema(schema)
+    except InvalidRequestError as exc:
+        raise Problem("invalid_parameter", f"{param}: {exc}", param=param) from None
+    except (ValueError, TypeError, KeyError, RecursionError, AttributeError) as exc:  # the converter's own failures
+        raise Problem(
+            "invalid_parameter", f"{param}: this schema cannot be turned into a grammar ({exc!r})", param=param
+        ) from None
+
+
+def grammar_for_regex(pattern: object, *, param: str) -> str:
+    """The GBNF grammar of replies matching the regular expression `pattern` whole (cached)."""
+    if not isinstance(pattern, str) or not pattern:
+        raise Problem("invalid_type", f"{param} must be a non-empty regular expression", param=param)
+    try:
+        return _regex_grammar(pattern)
+    except InvalidRequestError as exc:
+        raise Problem("invalid_parameter", f"{param}: {exc}", param=param) from None
+
+
+def json_object_grammar() -> str:
+    from inference.grammar import JSON_OBJECT_GBNF
+
+    return JSON_OBJECT_GBNF
 
 
 # --- text --------------------------------------------------------------------------------------------------------

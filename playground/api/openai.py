@@ -131,7 +131,8 @@ def text_request(*, chat: bool, body: dict[str, Any], query_tier: str | None) ->
     )
     service_tier_resolve(body_value=parsed.service_tier, query_value=query_tier, model_id=spec.id)
     names = {"max_tokens": "max_completion_tokens"} if getattr(parsed, "max_completion_tokens", None) else {}
-    params = serving.sampling_params(model_id=spec.id, overrides=parsed.sampling_overrides(), names=names)
+    overrides = {**parsed.sampling_overrides(), "grammar": _grammar(parsed.response_format)}
+    params = serving.sampling_params(model_id=spec.id, overrides=overrides, names=names)
     messages: tuple[ChatMessage, ...] = ()
     if isinstance(parsed, contract.ChatCompletionRequest):
         messages = tuple(ChatMessage(m.engine_role(), m.text()) for m in parsed.messages)
@@ -144,6 +145,21 @@ def text_request(*, chat: bool, body: dict[str, Any], query_tier: str | None) ->
         stream=bool(parsed.stream),
         include_usage=parsed.include_usage,
     )
+
+
+def _grammar(response_format: contract.ResponseFormat | None) -> str | None:
+    """The grammar a response_format asks for (a json_schema's is built here: call text_request off the loop)."""
+    if response_format is None or response_format.type == "text":
+        return None
+    if response_format.json_schema is None:
+        return serving.json_object_grammar()
+    return serving.grammar_for_schema(response_format.json_schema.schema_, param="response_format.json_schema.schema")
+
+
+def needs_thread(body: dict[str, Any]) -> bool:
+    """Whether parsing this body builds a grammar from a JSON Schema (slow for a big schema)."""
+    response_format = body.get("response_format")
+    return isinstance(response_format, dict) and response_format.get("type") == "json_schema"
 
 
 def _run(request: TextRequest) -> serving.Run[TextChunk]:

@@ -6,12 +6,23 @@ document; the choices made where OpenAI's contract is silent: playground/contrac
 
 from __future__ import annotations
 
+import asyncio
+import functools
+
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from playground.api import openai
 from playground.api.auth import api_view
-from playground.api.http import error_response, event_stream, json_body, multipart_body, require_method, served
+from playground.api.http import (
+    INLINE_PARSE_BYTES,
+    error_response,
+    event_stream,
+    json_body,
+    multipart_body,
+    require_method,
+    served,
+)
 from playground.contract.errors import Problem
 
 
@@ -33,7 +44,11 @@ async def model_detail(request: HttpRequest, model_id: str) -> HttpResponse:
 
 async def _text(request: HttpRequest, *, chat: bool) -> HttpResponse:
     require_method(request, "POST")
-    parsed = openai.text_request(chat=chat, body=await json_body(request), query_tier=_query_tier(request))
+    body = await json_body(request)
+    parse = functools.partial(openai.text_request, chat=chat, body=body, query_tier=_query_tier(request))
+    # Building a grammar from a JSON Schema, or validating a large body, happens on a worker thread.
+    off_loop = openai.needs_thread(body) or len(request.body) > INLINE_PARSE_BYTES
+    parsed = await asyncio.to_thread(parse) if off_loop else parse()
     if not parsed.stream:
         result = await openai.text_complete(request=parsed)
         return served(JsonResponse(result), result["service_tier"])

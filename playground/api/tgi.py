@@ -20,7 +20,7 @@ from playground import engines, serving
 from playground.api.http import sse
 from playground.contract import tgi as contract
 from playground.contract.errors import Problem
-from playground.contract.fields import parse
+from playground.contract.fields import json_parse, parse
 
 SEED_LIMIT = 2**32
 # Markdown images, ![alt](url), found in one pass (no regex that can backtrack): the tokens that open, close or
@@ -90,6 +90,23 @@ def _check_no_images(spec: ModelSpec, inputs: str) -> None:
         )
 
 
+def _grammar(grammar: contract.Grammar | None) -> str | None:
+    """TGI's grammar as GBNF: a JSON Schema (an object or its JSON text) or a regular expression."""
+    if grammar is None:
+        return None
+    param = "parameters.grammar.value"
+    if grammar.type == "regex":
+        return serving.grammar_for_regex(grammar.value, param=param)
+    schema = json_parse(grammar.value) if isinstance(grammar.value, str) else grammar.value
+    return serving.grammar_for_schema(schema, param=param)
+
+
+def needs_thread(body: dict[str, Any]) -> bool:
+    """Whether parsing this body builds a grammar (slow for a big schema or pattern)."""
+    parameters = body.get("parameters")
+    return isinstance(parameters, dict) and parameters.get("grammar") is not None
+
+
 def request_parse(*, body: dict[str, Any], model_id: str) -> TgiRequest:
     """Check a TGI request body for a model and map it onto SamplingParams; every refusal names its field."""
     model_id = text_model(model_id=model_id)
@@ -97,7 +114,8 @@ def request_parse(*, body: dict[str, Any], model_id: str) -> TgiRequest:
     _check_no_images(engines.get_pool().spec(model_id), parsed.inputs)
     parameters = parsed.params
     names = {**PARAMETER_NAMES, **{n: f"parameters.{n}" for n in ("temperature", "top_p", "top_k", "seed", "stop")}}
-    params = serving.sampling_params(model_id=model_id, overrides=parameters.sampling_overrides(), names=names)
+    overrides = {**parameters.sampling_overrides(), "grammar": _grammar(parameters.grammar)}
+    params = serving.sampling_params(model_id=model_id, overrides=overrides, names=names)
     sampling = params.temperature > 0
     if sampling and params.seed is None:
         # Choose the seed here so details can report it, as TGI does.

@@ -20,8 +20,9 @@ async def _generate(request: HttpRequest, model_id: str, *, stream: bool, compat
     require_method(request, "POST")
     body = await json_body(request)
     check = functools.partial(tgi.request_parse, body=body, model_id=model_id)
-    # A long input is checked (its image scan, its validation) on a worker thread: never on the event loop.
-    parsed = check() if len(request.body) <= INLINE_PARSE_BYTES else await asyncio.to_thread(check)
+    # A long input (its image scan, its validation) or a grammar is checked on a worker thread, not the loop.
+    off_loop = tgi.needs_thread(body) or len(request.body) > INLINE_PARSE_BYTES
+    parsed = await asyncio.to_thread(check) if off_loop else check()
     if stream or parsed.stream:  # TGI's compatibility route switches on "stream" too
         events = tgi.EventStream(request=parsed)
         await events.start()

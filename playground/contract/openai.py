@@ -44,7 +44,6 @@ OPENAI_VOICES = (
 # OpenAI fields we know but cannot honour: accepted only when null or the neutral value given here.
 NEUTRAL: dict[str, tuple[Any, ...]] = {
     "logit_bias": ({},),
-    "response_format": ({"type": "text"},),
     "tools": ([],),
     "tool_choice": ("none",),
     "parallel_tool_calls": (),
@@ -114,6 +113,33 @@ class ChatMessage(BaseModel):
         return "system" if self.role == "developer" else self.role
 
 
+class JsonSchemaFormat(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    name: str = Field(description="The schema's name (as the openai SDK sends it).")
+    schema_: dict[str, Any] = Field(alias="schema", description="A JSON Schema the reply must validate against.")
+    strict: bool | None = Field(default=None, description="Accepted; the reply always matches the schema here.")
+    description: str | None = None
+
+
+class ResponseFormat(BaseModel):
+    """What the reply must be: free text, any JSON object, or JSON valid against a schema (enforced with a
+    grammar while decoding, so even a small model can only produce matching JSON)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=True)
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: JsonSchemaFormat | None = None
+
+    @model_validator(mode="after")
+    def _schema_given(self) -> ResponseFormat:
+        if self.type == "json_schema" and self.json_schema is None:
+            raise Problem(
+                "missing_required_parameter",
+                "response_format.json_schema is required with type json_schema",
+                param="response_format.json_schema",
+            )
+        return self
+
+
 class StreamOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
     include_usage: bool | None = Field(
@@ -138,6 +164,12 @@ class _TextRequest(_OpenAIBody):
     service_tier: str | None = SERVICE_TIER
     user: str | None = USER
     n: int | None = Field(default=None, description="Only 1: one choice per request.")
+    response_format: ResponseFormat | None = Field(
+        default=None,
+        description='{"type": "json_object"}: the reply is a JSON object; {"type": "json_schema", "json_schema": '
+        '{"name", "schema"}}: the reply is JSON valid against the schema (finish_reason "length" if it was cut '
+        "short). Enforced with a grammar while decoding.",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> _TextRequest:

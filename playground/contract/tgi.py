@@ -24,6 +24,14 @@ def _tgi_stop(value: Any) -> Any:
     return stop_sequences(value, param="parameters.stop")
 
 
+class Grammar(BaseModel):
+    """TGI's grammar parameter."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    type: Literal["json", "regex"]
+    value: Any = Field(description="A JSON Schema (an object, or its JSON text) for json; a pattern for regex.")
+
+
 class GenerateParameters(Body):
     """TGI's ``parameters`` object."""
 
@@ -57,7 +65,11 @@ class GenerateParameters(Body):
     typical_p: float | None = Field(default=None, description="Only 1.")
     watermark: bool | None = Field(default=None, description="Only false.")
     top_n_tokens: int | None = Field(default=None, description="Only 0.")
-    grammar: Any = Field(default=None, description="Only null.")
+    grammar: Grammar | None = Field(
+        default=None,
+        description='{"type": "json", "value": <JSON Schema>} or {"type": "regex", "value": "<pattern>"}: the '
+        "reply must match it (enforced with a grammar while decoding).",
+    )
     adapter_id: str | None = Field(default=None, description="Only null.")
 
     @model_validator(mode="after")
@@ -71,7 +83,7 @@ class GenerateParameters(Body):
             ("top_n_tokens", (0,), "0"),
         ):
             only(getattr(self, name), allowed, f"parameters.{name}", f"{why}: not supported by this server")
-        for name in ("truncate", "grammar", "adapter_id"):
+        for name in ("truncate", "adapter_id"):
             if getattr(self, name) is not None:
                 raise Problem(
                     "unsupported_parameter",

@@ -162,3 +162,39 @@ def test_closing_a_stream_stops_the_engine(client: OpenAI):
     result = client.completions.create(model=COMPLETION_MODEL, prompt="Hello", max_tokens=2)
     assert result.usage.completion_tokens <= 2
     assert time.monotonic() - started < 5
+
+
+def test_json_schema_replies_parse_and_validate_and_the_sdks_parse_works(client: OpenAI):
+    """response_format is enforced with a grammar: even the 135M model can only answer matching JSON."""
+    import json
+
+    from pydantic import BaseModel, Field
+
+    class Colour(BaseModel):
+        name: str = Field(max_length=20)
+        warm: bool
+        rgb: list[int] = Field(min_length=3, max_length=3)
+
+    parsed = client.chat.completions.parse(
+        model=CHAT_MODEL, messages=MESSAGES, response_format=Colour, max_tokens=96, temperature=0
+    )
+    choice = parsed.choices[0]
+    assert choice.finish_reason == "stop", choice.message.content
+    assert isinstance(choice.message.parsed, Colour) and len(choice.message.parsed.rgb) == 3
+    streamed = client.chat.completions.create(
+        model=CHAT_MODEL,
+        messages=MESSAGES,
+        response_format={"type": "json_object"},
+        max_tokens=64,
+        temperature=0.8,
+        seed=3,
+        stream=True,
+    )
+    text = "".join(c.choices[0].delta.content or "" for c in streamed if c.choices)
+    assert isinstance(json.loads(text), dict)
+    with pytest.raises(openai.BadRequestError, match="response_format"):
+        client.chat.completions.create(
+            model=CHAT_MODEL,
+            messages=MESSAGES,
+            response_format={"type": "json_schema", "json_schema": {"name": "x", "schema": "not a schema"}},
+        )

@@ -184,3 +184,25 @@ def test_text_generation_async_client_streams(site):
     assert last.details.finish_reason in (FinishReason.Length, FinishReason.EndOfSequenceToken)
     assert 1 <= last.details.generated_tokens <= 8
     assert last.generated_text == _stream(_tgi_client(site))[1].generated_text  # greedy both times
+
+
+def test_inference_client_grammar_json_and_regex(site):
+    """TGI's grammar parameter, as huggingface_hub sends it."""
+    import json
+
+    from huggingface_hub import InferenceClient
+
+    base, token = site
+    client = InferenceClient(base, token=token)
+    schema = {
+        "type": "object",
+        "properties": {"city": {"type": "string", "maxLength": 20}, "population": {"type": "integer"}},
+        "required": ["city", "population"],
+    }
+    answer = client.text_generation(
+        "The largest city in France:", max_new_tokens=64, grammar={"type": "json", "value": schema}
+    )
+    data = json.loads(answer)
+    assert isinstance(data["city"], str) and isinstance(data["population"], int)
+    answer = client.text_generation("Is water wet?", max_new_tokens=8, grammar={"type": "regex", "value": "(yes|no)"})
+    assert answer in ("yes", "no")

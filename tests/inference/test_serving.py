@@ -249,3 +249,30 @@ def test_the_pool_queues_a_job_for_its_owner_and_applies_the_owners_waiting_cap(
     assert pool.workers["fake-chat"].waiting == 2 and bulk.position() == 2
     release.set()
     assert [first.result(), mine.result(), bulk.result()] == [["held"], ["mine"], ["bulk"]]
+
+
+# -- constrained decoding on the fake engine: a fixed reply the lead's API tests can rely on -----------------------
+
+
+def test_fake_engine_answers_a_grammar_with_its_fixed_json_and_records_the_grammar():
+    engine = FakeTextEngine()
+    params = SamplingParams(seed=3, grammar='root ::= "{}"')
+    chunks = list(engine.chat([ChatMessage("user", "hello")], params))
+    assert "".join(c.text for c in chunks) == '{"answer": "fake"}'
+    assert [c.text for c in chunks[:-1]] == ['{"answer":', ' "fake"}']
+    assert (chunks[-1].finish_reason, chunks[-1].usage.completion_tokens) == ("stop", 2)
+    assert engine.calls[-1]["grammar"] == 'root ::= "{}"'
+    list(engine.complete("a prompt", params))
+    assert engine.calls[-1]["kind"] == "complete" and engine.calls[-1]["grammar"] == 'root ::= "{}"'
+    list(engine.chat([ChatMessage("user", "hello")], SamplingParams(seed=3)))
+    assert engine.calls[-1]["grammar"] is None
+
+
+def test_fake_engine_grammar_reply_is_settable_exact_and_cut_by_max_tokens():
+    reply = '{\n  "city": "Paris",\n  "days": 3\n}'
+    engine = FakeTextEngine(grammar_reply=reply)
+    chunks = list(engine.chat([ChatMessage("user", "hi")], SamplingParams(grammar="root ::= object")))
+    assert "".join(c.text for c in chunks) == reply  # whitespace kept as given
+    cut = list(engine.chat([ChatMessage("user", "hi")], SamplingParams(max_tokens=2, grammar="root ::= object")))
+    assert "".join(c.text for c in cut) == '{\n  "city":'
+    assert (cut[-1].finish_reason, cut[-1].usage.completion_tokens) == ("length", 2)
