@@ -162,6 +162,8 @@ def gbnf_from_regex(pattern: str) -> str:
         tree = sre_parse.parse(pattern)
     except re.error as exc:
         raise RegexNotSupported(f"regex: {exc}", param="parameters.grammar") from None
+    if tree.state.flags & (re.IGNORECASE | re.DOTALL):
+        raise RegexNotSupported("regex: inline flags are not supported", param="parameters.grammar")
     builder = _Builder()
     root = builder.sequence(tree)
     return "\n".join([f"root ::= {root}", *builder.rules]) + "\n"
