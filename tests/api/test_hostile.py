@@ -8,6 +8,7 @@ read before it is refused) would show up there as a stall of seconds.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import socket
@@ -83,11 +84,9 @@ def _raw(base: str, request: bytes) -> bytes:
     with socket.create_connection((host, int(port)), timeout=10) as conn:
         conn.sendall(request)
         chunks = []
-        try:
+        with contextlib.suppress(TimeoutError, ConnectionResetError):  # the server may reset after answering
             while chunk := conn.recv(65536):
                 chunks.append(chunk)
-        except (TimeoutError, ConnectionResetError):
-            pass
     return b"".join(chunks)
 
 
