@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from inference.tools import ToolFormat
+
 TASKS = ("text-to-text", "text-completion", "speech-to-text", "embeddings", "text-to-speech")
 ENGINES = {
     "text-to-text": ("llama", "fake"),
@@ -63,6 +65,7 @@ class ModelSpec:
     defaults: dict[str, float | int] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)  # engine-specific (config_path, ...)
     prepare: dict[str, Any] = field(default_factory=dict)  # how set-up materialises the weights
+    tool_format: ToolFormat = ToolFormat()  # chat models: how tools reach the model and how it writes a call
 
     @property
     def weights_present(self) -> bool:
@@ -97,6 +100,12 @@ def _entry_to_spec(raw: dict[str, Any], *, origin: str, models_dir: Path) -> Mod
     if "config_path" in options:
         config = Path(str(options["config_path"])).expanduser()
         options["config_path"] = config if config.is_absolute() else models_dir / config
+    if "tools" in raw and task != "text-to-text":
+        raise CatalogError(f"{where}: tools apply to text-to-text models only")
+    try:
+        tool_format = ToolFormat.from_catalog(raw.get("tools"))
+    except ValueError as exc:
+        raise CatalogError(f"{where}: {exc}") from None
     context_length = int(raw.get("context_length", 0))
     text_like = task in ("text-to-text", "text-completion", "embeddings")
     n_ctx = int(raw.get("n_ctx", min(context_length, 4096) if text_like else 0))
@@ -119,6 +128,7 @@ def _entry_to_spec(raw: dict[str, Any], *, origin: str, models_dir: Path) -> Mod
         defaults=defaults,
         options=options,
         prepare=dict(raw.get("prepare", {})),
+        tool_format=tool_format,
     )
 
 

@@ -30,6 +30,7 @@ from inference.types import (
     Segment,
     SpeechResult,
     TextChunk,
+    Tool,
     TranscriptionInfo,
     TranscriptionResult,
     Usage,
@@ -70,13 +71,19 @@ class FakeTextEngine:
         return len(_tokens(text))
 
     def chat(
-        self, messages: Sequence[ChatMessage], params: SamplingParams, stop_event: threading.Event | None = None
+        self,
+        messages: Sequence[ChatMessage],
+        params: SamplingParams,
+        stop_event: threading.Event | None = None,
+        tools: Sequence[Tool] = (),
     ) -> Iterator[TextChunk]:
         if not self.has_chat_template:
             raise InvalidRequestError("this model has no chat template; use plain completion instead")
         if not messages:
             raise InvalidRequestError("messages must not be empty")
-        self.calls.append({"kind": "chat", "messages": list(messages), "params": params, "grammar": params.grammar})
+        self.calls.append(
+            {"kind": "chat", "messages": list(messages), "params": params, "grammar": params.grammar, "tools": tools}
+        )
         last = next((m.content for m in reversed(messages) if m.role == "user"), "")
         prompt_tokens = sum(len(_tokens(m.content)) + 2 for m in messages)
         return self._generate(prompt_tokens, f"You said: {last}", params, stop_event)

@@ -19,6 +19,7 @@ from inference.types import (
     Segment,
     SpeechResult,
     TextChunk,
+    Tool,
     TranscriptionInfo,
     TranscriptionResult,
 )
@@ -41,7 +42,11 @@ class TextEngine(Protocol):
     def count_tokens(self, text: str) -> int: ...
 
     def chat(
-        self, messages: Sequence[ChatMessage], params: SamplingParams, stop_event: threading.Event | None = None
+        self,
+        messages: Sequence[ChatMessage],
+        params: SamplingParams,
+        stop_event: threading.Event | None = None,
+        tools: Sequence[Tool] = (),
     ) -> Iterator[TextChunk]: ...
 
     def complete(

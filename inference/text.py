@@ -19,6 +19,7 @@ from collections.abc import Generator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from inference.tools import template_messages, template_tools
 from inference.types import (
     ChatMessage,
     ContextOverflowError,
@@ -29,6 +30,7 @@ from inference.types import (
     ModelLoadError,
     SamplingParams,
     TextChunk,
+    Tool,
     Usage,
 )
 
@@ -128,7 +130,13 @@ class ConstrainedSampler(Sampler):
         import numpy as np
 
         assert params.grammar is not None
-        self.grammar = lib.llama_sampler_init_grammar(vocab, params.grammar.encode(), b"root")
+        if params.grammar_trigger:  # free text until the trigger; the grammar holds from it on
+            patterns = (ctypes.c_char_p * 1)(_ecmascript_literal(params.grammar_trigger).encode())
+            self.grammar = lib.llama_sampler_init_grammar_lazy_patterns(
+                vocab, params.grammar.encode(), b"root", patterns, 1, None, 0
+            )
+        else:
+            self.grammar = lib.llama_sampler_init_grammar(vocab, params.grammar.encode(), b"root")
         if not self.grammar:
             raise InvalidRequestError("the grammar could not be loaded", param="grammar")
         super().__init__(lib, n_vocab, params, seed)
@@ -229,6 +237,11 @@ class ConstrainedSampler(Sampler):
             self.grammar = None
 
 
+def _ecmascript_literal(text: str) -> str:
+    """A regular expression (llama.cpp's std::regex, ECMAScript) matching `text` literally."""
+    return "".join("\\" + c if c in "\\^$.|?*+()[]{}/" else c for c in text)
+
+
 def _load_llama(path: Path, *, n_ctx: int, threads: int, gpu: bool, **kwargs: Any) -> Any:
     if not path.is_file():
         raise ModelLoadError(f"weights not found: {path}")
@@ -323,13 +336,19 @@ class LlamaTextEngine:
     def count_tokens(self, text: str) -> int:
         return len(self.llm.tokenize(text.encode(), add_bos=False, special=False))
 
-    def chat_prompt_tokens(self, messages: Sequence[ChatMessage]) -> list[int]:
+    def chat_prompt_tokens(self, messages: Sequence[ChatMessage], tools: Sequence[Tool] = ()) -> list[int]:
+        """The prompt through the model's own template. `tools` (and tool turns) reach the template as OpenAI's
+        shapes: for a tool-aware template (inference/tools.py renders tools for the others before this)."""
         if self._formatter is None:
             raise InvalidRequestError("this model has no chat template; use plain completion instead")
         if not messages:
             raise InvalidRequestError("messages must not be empty")
-        chat: list[Any] = [{"role": m.role, "content": m.content} for m in messages]  # llama_cpp's TypedDicts
-        rendered = self._formatter(messages=chat)
+        chat: list[Any] = template_messages(messages)  # llama_cpp's TypedDicts
+        try:
+            described: Any = template_tools(tools) if tools else None  # llama_cpp's TypedDicts
+            rendered = self._formatter(messages=chat, tools=described)
+        except Exception as exc:  # the template refused the turns (jinja2's raise_exception): say why
+            raise InvalidRequestError(f"the model's chat template refused these messages: {exc}") from None
         return self.llm.tokenize(rendered.prompt.encode(), add_bos=not rendered.added_special, special=True)
 
     def completion_prompt_tokens(self, prompt: str) -> list[int]:
@@ -338,9 +357,13 @@ class LlamaTextEngine:
         return self.llm.tokenize(prompt.encode(), add_bos=True, special=False)
 
     def chat(
-        self, messages: Sequence[ChatMessage], params: SamplingParams, stop_event: threading.Event | None = None
+        self,
+        messages: Sequence[ChatMessage],
+        params: SamplingParams,
+        stop_event: threading.Event | None = None,
+        tools: Sequence[Tool] = (),
     ) -> Iterator[TextChunk]:
-        return self.generate(self.chat_prompt_tokens(messages), params, stop_event)
+        return self.generate(self.chat_prompt_tokens(messages, tools), params, stop_event)
 
     def complete(
         self, prompt: str, params: SamplingParams, stop_event: threading.Event | None = None

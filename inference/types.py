@@ -6,8 +6,9 @@ account for it without asking the engine again.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 FinishReason = Literal["stop", "length", "cancelled"]
 
@@ -85,9 +86,32 @@ class ModelLoadError(EngineError):
 
 
 @dataclass(frozen=True)
+class Tool:
+    """A function the model may call: its name, what it does, and its arguments as a JSON Schema."""
+
+    name: str
+    description: str = ""
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """A call the model made (or, in a history, had made): `arguments` is the JSON text of the arguments."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True)
 class ChatMessage:
-    role: Literal["system", "user", "assistant"]
+    """One turn. An assistant turn may carry `tool_calls`; a "tool" turn is the result of the call
+    `tool_call_id` names (inference/tools.py renders both for models whose template knows no tools)."""
+
+    role: Literal["system", "user", "assistant", "tool"]
     content: str
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str = ""
 
 
 def _number(value: float) -> str:
@@ -210,6 +234,9 @@ class SamplingParams:
     seed: int | None = None  # None = random
     stop: tuple[str, ...] = ()
     grammar: str | None = None  # GBNF the reply must match (inference/grammar.py builds it); None: unconstrained
+    # With a grammar: the reply is free text until this text appears in it; from there on the grammar holds (its
+    # root must start with this text). A tool call in `auto` mode: inference/tools.py.
+    grammar_trigger: str | None = None
 
     def __post_init__(self) -> None:
         for name, range_ in RANGES.items():

@@ -8,11 +8,14 @@ Refusals are ``Problem``s from the one error vocabulary (playground/contract/err
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
+import json
 import logging
 import queue
 import threading
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -21,6 +24,17 @@ from django.conf import settings
 from inference import ChatMessage, EngineError, Job, ModelSpec, SamplingParams, TextChunk
 from inference.protocols import EmbeddingEngine, Engine, SpeechToTextEngine, TextEngine, TextToSpeechEngine
 from inference.serving import Owner
+from inference.tools import (
+    ArgumentsPiece,
+    CallEnd,
+    CallStart,
+    TextPiece,
+    ToolCallParser,
+    ToolEvent,
+    ToolUse,
+    call_grammar,
+    render,
+)
 from inference.types import (
     RANGES,
     SPEECH_SPEED,
@@ -30,12 +44,15 @@ from inference.types import (
     Segment,
     SpeechResult,
     TextResult,
+    Tool,
+    ToolCall,
     TranscriptionEnd,
     TranscriptionInfo,
     check_stop,
 )
 from playground import engines
 from playground.contract.errors import Problem, problem
+from playground.contract.openai import ResponseFormat
 from playground.usage.services import caller_current, job_timed_out, metering_for
 
 logger = logging.getLogger(__name__)
@@ -235,6 +252,118 @@ def json_object_grammar() -> str:
     return JSON_OBJECT_GBNF
 
 
+def format_grammar(response_format: ResponseFormat | None) -> str | None:
+    """The grammar an OpenAI response_format asks for (a json_schema's is built here: slow for a big schema, so
+    call it off the event loop); None for free text."""
+    if response_format is None or response_format.type == "text":
+        return None
+    if response_format.json_schema is None:
+        return json_object_grammar()
+    return grammar_for_schema(response_format.json_schema.schema_, param="response_format.json_schema.schema")
+
+
+# --- tools -------------------------------------------------------------------------------------------------------
+
+
+def with_tools(params: SamplingParams, *, model_id: str, use: ToolUse | None) -> SamplingParams:
+    """The sampling values with the grammar that keeps this request's tool calls valid: the whole reply for
+    `required` or a named tool, from the model's opening tag on for `auto`. Slow for big schemas (cached): call
+    it off the event loop. A bad tool list, or tools beside a response_format, is a 400."""
+    if use is None:
+        return params
+    try:
+        use.check()
+    except InvalidRequestError as exc:
+        raise Problem("invalid_parameter", str(exc), param=exc.param) from None
+    if not use.active:
+        return params
+    if params.grammar is not None:
+        raise Problem(
+            "unsupported_parameter",
+            "response_format cannot be combined with tools: a reply is either tool calls or the formatted JSON; "
+            'send tool_choice "none" or leave response_format out',
+            param="response_format",
+        )
+    fmt = engines.get_pool().spec(model_id).tool_format
+    try:
+        grammar = call_grammar(use.callable(), fmt, parallel=use.parallel and use.choice in ("auto", "required"))
+    except InvalidRequestError as exc:
+        raise Problem("invalid_parameter", str(exc), param=exc.param or "tools") from None
+    return dataclasses.replace(params, grammar=grammar, grammar_trigger=None if use.forced else fmt.open)
+
+
+class ReplyReader:
+    """A chat reply read as it streams: its text, and (for a request with tools) its calls, each with an id.
+
+    `feed` each chunk's text and `finish` at the end; both return ToolEvents (inference/tools.py). A call's
+    events are held until the call is complete (its arguments still come in the pieces generated), so a call that
+    repeats one already made is dropped: small models repeat a call until the token limit, so the reply ends there
+    (`repeated`: cancel the job). The finish reason is "tool_calls" when the reply ended after complete calls."""
+
+    def __init__(self, *, model_id: str, use: ToolUse | None) -> None:
+        self.parser = ToolCallParser(engines.get_pool().spec(model_id).tool_format) if use and use.active else None
+        self.ids: list[str] = []
+        self.calls: list[tuple[str, str]] = []  # (name, arguments) of each complete call
+        self.repeated = False
+        self.incomplete = False  # the reply ended inside a call
+        self._call: list[ToolEvent] = []  # the events of the call being read
+
+    def _read(self, events: list[ToolEvent]) -> list[ToolEvent]:
+        out: list[ToolEvent] = []
+        for event in events:
+            if self.repeated:
+                break
+            if isinstance(event, TextPiece):
+                out.append(event)
+            elif not isinstance(event, CallEnd):
+                self._call.append(event)
+            else:
+                out += self._complete(event)
+        return out
+
+    def _complete(self, end: CallEnd) -> list[ToolEvent]:
+        events, self._call = self._call, []
+        start = events[0]
+        assert isinstance(start, CallStart)
+        arguments = "".join(e.text for e in events if isinstance(e, ArgumentsPiece))
+        call = (start.name, _canonical(arguments))
+        if call in ((name, _canonical(args)) for name, args in self.calls):
+            self.repeated = True
+            return []
+        self.ids.append(f"call_{uuid.uuid4().hex[:24]}")
+        self.calls.append((start.name, arguments))
+        return [*events, end]
+
+    def feed(self, text: str) -> list[ToolEvent]:
+        if self.parser is None:
+            return [TextPiece(text)] if text else []
+        return self._read(self.parser.feed(text))
+
+    def finish(self) -> list[ToolEvent]:
+        """The rest; a call cut short (by max_tokens) is given with its arguments as far as they got."""
+        if self.parser is None:
+            return []
+        events = self._read(self.parser.finish())
+        if self._call and not self.repeated:
+            start = self._call[0]
+            assert isinstance(start, CallStart)
+            self.ids.append(f"call_{uuid.uuid4().hex[:24]}")
+            arguments = "".join(e.text for e in self._call if isinstance(e, ArgumentsPiece))
+            self.calls.append((start.name, arguments))
+            events += self._call
+            self._call = []
+            self.incomplete = True
+        return events
+
+    def tool_calls(self) -> list[ToolCall]:
+        return [ToolCall(id=i, name=name, arguments=args) for i, (name, args) in zip(self.ids, self.calls, strict=True)]
+
+    def finish_reason(self, engine_reason: str) -> str:
+        if self.calls and not self.incomplete and (engine_reason == "stop" or self.repeated):
+            return "tool_calls"
+        return engine_reason
+
+
 # --- text --------------------------------------------------------------------------------------------------------
 
 
@@ -260,6 +389,13 @@ def sampling_params(
         raise Problem("invalid_parameter", str(exc.renamed(name)), param=name) from None
 
 
+def _canonical(arguments: str) -> str:
+    try:
+        return json.dumps(json.loads(arguments), sort_keys=True)
+    except ValueError:
+        return arguments
+
+
 def text_stream(
     *,
     model_id: str,
@@ -267,11 +403,14 @@ def text_stream(
     messages: Sequence[ChatMessage] = (),
     prompt: str = "",
     background: bool = False,
+    tools: ToolUse | None = None,
 ) -> Job[TextChunk]:
     """Queue a generation; iterate the job (through Run or run_all) for chunks. A chat model takes messages (or
     the prompt as one user message), a completion model a prompt. The last chunk says why it stopped.
 
-    Background (bulk) generations wait behind every interactive request for the same model.
+    A chat's tools (and earlier calls and results in its messages) reach the model as its catalog entry says
+    (inference/tools.py); `params` carries their grammar (`with_tools`). Background (bulk) generations wait behind
+    every interactive request for the same model.
     """
     pool = engines.get_pool()
     spec = model_for(model_id=model_id, tasks=TEXT_TASKS, where="text generation")
@@ -280,9 +419,15 @@ def text_stream(
             if not prompt:
                 raise Problem("invalid_parameter", "a chat model needs messages", param="messages")
             messages = [ChatMessage("user", prompt)]
+        described = tools.tools if tools is not None and tools.active else ()
+        template_tools: tuple[Tool, ...] = ()
+        if spec.tool_format.template == "injected":
+            messages = render(messages, described, spec.tool_format)
+        else:
+            template_tools = described
 
         def run(engine: TextEngine, stop: threading.Event) -> Iterator[TextChunk]:
-            return engine.chat(messages, params, stop)
+            return engine.chat(messages, params, stop, template_tools)
 
     else:
         if not prompt:

@@ -12,7 +12,7 @@ import base64
 import struct
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +20,7 @@ from asgiref.sync import sync_to_async
 
 from inference import ChatMessage, EngineError, ModelSpec, SamplingParams, TextChunk
 from inference.audioformat import FORMATS, available, encode
+from inference.tools import ArgumentsPiece, CallStart, TextPiece, ToolEvent, ToolUse
 from inference.types import Segment, TranscriptionInfo
 from playground import engines, serving
 from playground.api.http import sse
@@ -118,6 +119,7 @@ class TextRequest:
     prompt: str
     stream: bool
     include_usage: bool
+    tools: ToolUse | None = None
 
 
 def text_request(*, chat: bool, body: dict[str, Any], query_tier: str | None) -> TextRequest:
@@ -131,11 +133,16 @@ def text_request(*, chat: bool, body: dict[str, Any], query_tier: str | None) ->
     )
     service_tier_resolve(body_value=parsed.service_tier, query_value=query_tier, model_id=spec.id)
     names = {"max_tokens": "max_completion_tokens"} if getattr(parsed, "max_completion_tokens", None) else {}
-    overrides = {**parsed.sampling_overrides(), "grammar": _grammar(parsed.response_format)}
+    overrides = {**parsed.sampling_overrides(), "grammar": serving.format_grammar(parsed.response_format)}
     params = serving.sampling_params(model_id=spec.id, overrides=overrides, names=names)
     messages: tuple[ChatMessage, ...] = ()
+    tools = None
     if isinstance(parsed, contract.ChatCompletionRequest):
-        messages = tuple(ChatMessage(m.engine_role(), m.text()) for m in parsed.messages)
+        messages = tuple(
+            ChatMessage(m.engine_role(), m.text(), m.engine_calls(), m.tool_call_id or "") for m in parsed.messages
+        )
+        tools = parsed.tool_use()
+        params = serving.with_tools(params, model_id=spec.id, use=tools)
     return TextRequest(
         chat=chat,
         model_id=spec.id,
@@ -144,34 +151,34 @@ def text_request(*, chat: bool, body: dict[str, Any], query_tier: str | None) ->
         prompt=parsed.prompt if isinstance(parsed, contract.CompletionRequest) else "",
         stream=bool(parsed.stream),
         include_usage=parsed.include_usage,
+        tools=tools,
     )
 
 
-def _grammar(response_format: contract.ResponseFormat | None) -> str | None:
-    """The grammar a response_format asks for (a json_schema's is built here: call text_request off the loop)."""
-    if response_format is None or response_format.type == "text":
-        return None
-    if response_format.json_schema is None:
-        return serving.json_object_grammar()
-    return serving.grammar_for_schema(response_format.json_schema.schema_, param="response_format.json_schema.schema")
-
-
 def needs_thread(body: dict[str, Any]) -> bool:
-    """Whether parsing this body builds a grammar from a JSON Schema (slow for a big schema)."""
+    """Whether parsing this body builds a grammar from a JSON Schema (slow for a big schema): a json_schema
+    response_format, or tools."""
     response_format = body.get("response_format")
-    return isinstance(response_format, dict) and response_format.get("type") == "json_schema"
+    return bool(body.get("tools")) or (
+        isinstance(response_format, dict) and response_format.get("type") == "json_schema"
+    )
 
 
 def _run(request: TextRequest) -> serving.Run[TextChunk]:
     job = serving.text_stream(
-        model_id=request.model_id, params=request.params, messages=request.messages, prompt=request.prompt
+        model_id=request.model_id,
+        params=request.params,
+        messages=request.messages,
+        prompt=request.prompt,
+        tools=request.tools,
     )
     return serving.Run(job, param="messages" if request.chat else "prompt")
 
 
 def _finish(reason: str | None) -> contract.FinishReason:
-    # "cancelled" only happens when we stopped the engine ourselves; OpenAI's vocabulary has stop and length.
-    return "length" if reason == "length" else "stop"
+    # "cancelled" only happens when we stopped the engine ourselves; OpenAI's vocabulary has stop, length and
+    # tool_calls.
+    return reason if reason in ("length", "tool_calls") else "stop"  # type: ignore[return-value]
 
 
 def _usage(chunk: TextChunk) -> contract.Usage:
@@ -183,6 +190,7 @@ def _usage(chunk: TextChunk) -> contract.Usage:
 async def text_complete(*, request: TextRequest) -> dict[str, Any]:
     """Generate the whole reply; the `chat.completion` or `text_completion` object."""
     run = _run(request)
+    reader = serving.ReplyReader(model_id=request.model_id, use=request.tools)
     parts: list[str] = []
     try:
         while True:
@@ -190,14 +198,17 @@ async def text_complete(*, request: TextRequest) -> dict[str, Any]:
                 chunk = await run.next()
             except StopAsyncIteration:
                 raise Problem("engine_error", "the model stopped without finishing") from None
-            parts.append(chunk.text)
+            parts += [e.text for e in reader.feed(chunk.text) if isinstance(e, TextPiece)]
+            if reader.repeated:
+                run.job.cancel()  # the last chunk, with the usage, follows within a token
             if chunk.finish_reason is not None:
                 break
     finally:
         await run.close()
+    parts += [e.text for e in reader.finish() if isinstance(e, TextPiece)]
     # usage is final here (non-streamed chat and completions)
     tier = service_tier_served(model_id=request.model_id)
-    text, finish = "".join(parts), _finish(chunk.finish_reason)
+    text, finish = "".join(parts), _finish(reader.finish_reason(chunk.finish_reason))
     head: dict[str, Any] = {
         "created": int(time.time()),
         "model": request.model_id,
@@ -207,7 +218,16 @@ async def text_complete(*, request: TextRequest) -> dict[str, Any]:
     }
     body: contract.ChatCompletion | contract.Completion
     if request.chat:
-        choice = contract.ChatChoice(message=contract.AssistantMessage(content=text), finish_reason=finish)
+        calls = [
+            contract.ToolCallOut(
+                id=call.id, function=contract.ToolCallFunction(name=call.name, arguments=call.arguments)
+            )
+            for call in reader.tool_calls()
+        ]
+        message = contract.AssistantMessage(content=text, tool_calls=None)
+        if calls:  # the text before the calls, if the model wrote any
+            message = contract.AssistantMessage(content=text.strip() or None, tool_calls=calls)
+        choice = contract.ChatChoice(message=message, finish_reason=finish)
         body = contract.ChatCompletion(id=f"chatcmpl-{uuid.uuid4().hex}", choices=[choice], **head)
     else:
         completion = contract.CompletionChoice(text=text, finish_reason=finish)
@@ -248,12 +268,21 @@ async def _text_events(request: TextRequest, run: serving.Run[TextChunk], first:
     if request.include_usage:
         head["usage"] = None  # every chunk says it, as OpenAI's do; the extra last chunk has the numbers
 
-    def event(text: str | None, finish: contract.FinishReason | None, role: bool = False) -> bytes:
+    reader = serving.ReplyReader(model_id=request.model_id, use=request.tools)
+
+    def event(
+        text: str | None,
+        finish: contract.FinishReason | None,
+        role: bool = False,
+        call: contract.ChunkToolCall | None = None,
+    ) -> bytes:
         chunk: contract.ChatCompletionChunk | contract.Completion
         if request.chat:
             delta = contract.ChunkDelta(role="assistant", content=text or "") if role else contract.ChunkDelta()
             if text and not role:
                 delta = contract.ChunkDelta(content=text)
+            if call is not None:
+                delta = contract.ChunkDelta(tool_calls=[call])
             choice = contract.ChatChunkChoice(delta=delta, finish_reason=finish)
             chunk = contract.ChatCompletionChunk(choices=[choice], **head)
         else:
@@ -262,15 +291,35 @@ async def _text_events(request: TextRequest, run: serving.Run[TextChunk], first:
             )
         return sse(_dump_chunk(chunk))
 
+    def events(pieces: list[ToolEvent]) -> Iterator[bytes]:
+        """A tool call's first delta has its id and name; its arguments follow in pieces, as OpenAI sends them."""
+        for piece in pieces:
+            if isinstance(piece, TextPiece):
+                yield event(piece.text, None)
+            elif isinstance(piece, CallStart):
+                function = contract.ChunkFunction(name=piece.name, arguments="")
+                start = contract.ChunkToolCall(
+                    index=piece.index, id=reader.ids[piece.index], type="function", function=function
+                )
+                yield event(None, None, call=start)
+            elif isinstance(piece, ArgumentsPiece):
+                arguments = contract.ChunkFunction(arguments=piece.text)
+                yield event(None, None, call=contract.ChunkToolCall(index=piece.index, function=arguments))
+
     try:
         if request.chat:
             yield event("", None, role=True)
         item: TextChunk | None = first
         while item is not None:
             if item.text:
-                yield event(item.text, None)
+                for data in events(reader.feed(item.text)):
+                    yield data
+                if reader.repeated:
+                    run.job.cancel()  # the last chunk, with the usage, follows within a token
             if item.finish_reason is not None:
-                yield event(None, _finish(item.finish_reason))
+                for data in events(reader.finish()):
+                    yield data
+                yield event(None, _finish(reader.finish_reason(item.finish_reason)))
                 # usage is final here (streamed chat and completions)
                 if request.include_usage:
                     last = {**head, "usage": _usage(item)}

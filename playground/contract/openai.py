@@ -2,8 +2,10 @@
 
 Choices where OpenAI's contract is silent or does not fit a local server (the field descriptions say them too):
 
-- Unknown fields are refused (``unknown_parameter``). OpenAI fields we cannot honour (tools, logit_bias, ...) are
+- Unknown fields are refused (``unknown_parameter``). OpenAI fields we cannot honour (logit_bias, audio, ...) are
   accepted only when null or at their neutral value (NEUTRAL), otherwise ``unsupported_parameter``.
+- Tools: functions only; each call's arguments always validate against the function's parameters (a grammar
+  holds while decoding, with or without ``strict``). ``response_format`` beside active tools is refused.
 - ``top_k``, ``min_p`` and ``repetition_penalty`` are extensions (the openai SDK sends them in ``extra_body``);
   ``developer`` messages are system messages. Sampling values left out take the model's catalog defaults.
 - Speech-to-text refuses ``temperature`` and ``prompt`` (faster-whisper's temperature fallback, no prompt
@@ -17,7 +19,8 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from inference.audioformat import FORMATS
-from inference.types import SPEECH_SPEED
+from inference.tools import MAX_PARALLEL_CALLS, ToolUse
+from inference.types import SPEECH_SPEED, Tool, ToolCall
 from playground.contract.errors import Problem
 from playground.contract.fields import STOP_SCHEMA, Body, SamplingInt, only, sampling, stop_sequences
 
@@ -41,7 +44,8 @@ OPENAI_VOICES = (
     "shimmer",
     "verse",
 )
-# OpenAI fields we know but cannot honour: accepted only when null or the neutral value given here.
+# OpenAI fields we know but cannot honour: accepted only when null or the neutral value given here (tools: on
+# /v1/completions, which has none).
 NEUTRAL: dict[str, tuple[Any, ...]] = {
     "logit_bias": ({},),
     "tools": ([],),
@@ -97,20 +101,96 @@ class TextPart(BaseModel):
     text: str
 
 
-class ChatMessage(BaseModel):
-    """One turn. ``developer`` is OpenAI's newer name for ``system``; content may be a list of text parts."""
+class FunctionCall(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    name: str
+    arguments: str = Field(description="The arguments as JSON text.")
+
+
+class MessageToolCall(BaseModel):
+    """A call an earlier assistant turn made (as this server returned it)."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
-    role: Literal["system", "developer", "user", "assistant"]
-    content: str | list[TextPart]
+    id: str
+    type: Literal["function"]
+    function: FunctionCall
+
+
+class ChatMessage(BaseModel):
+    """One turn. ``developer`` is OpenAI's newer name for ``system``; content may be a list of text parts. An
+    assistant turn may carry ``tool_calls`` (content then may be null); a ``tool`` turn answers the call its
+    ``tool_call_id`` names. Fields the openai SDK sends back with an earlier reply (refusal, annotations) are
+    accepted and ignored."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[TextPart] | None = None
+    name: str | None = Field(default=None, description="Accepted and ignored.")
+    tool_calls: list[MessageToolCall] | None = None
+    tool_call_id: str | None = None
+    refusal: str | None = None
+    annotations: list[Any] | None = None
+    function_call: None = None
+    audio: None = None
+
+    def check(self, at: str) -> None:
+        """Content unless an assistant turn has calls; calls only on assistant turns; a tool turn's call id."""
+        if self.content is None and not (self.role == "assistant" and self.tool_calls):
+            raise Problem(
+                "missing_required_parameter", f"{at}: a {self.role} message needs content", param=f"{at}.content"
+            )
+        if self.tool_calls and self.role != "assistant":
+            raise Problem(
+                "invalid_parameter", f"{at}: only assistant messages carry tool_calls", param=f"{at}.tool_calls"
+            )
+        if self.role == "tool" and not self.tool_call_id:
+            raise Problem(
+                "missing_required_parameter",
+                f"{at}: a tool message needs the tool_call_id it answers",
+                param=f"{at}.tool_call_id",
+            )
 
     def text(self) -> str:
+        if self.content is None:
+            return ""
         if isinstance(self.content, str):
             return self.content
         return "\n".join(part.text for part in self.content)
 
-    def engine_role(self) -> Literal["system", "user", "assistant"]:
+    def engine_role(self) -> Literal["system", "user", "assistant", "tool"]:
         return "system" if self.role == "developer" else self.role
+
+    def engine_calls(self) -> tuple[ToolCall, ...]:
+        return tuple(
+            ToolCall(id=c.id, name=c.function.name, arguments=c.function.arguments) for c in self.tool_calls or ()
+        )
+
+
+class FunctionDefinition(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    name: str = Field(description="1 to 64 letters, digits, _ or -; unique among the tools.")
+    description: str | None = None
+    parameters: dict[str, Any] | None = Field(
+        default=None, description="A JSON Schema object; left out: the function takes no arguments."
+    )
+    strict: bool | None = Field(default=None, description="Accepted; arguments always match the schema here.")
+
+
+class ToolDefinition(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    type: Literal["function"]
+    function: FunctionDefinition
+
+
+class FunctionName(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    name: str
+
+
+class NamedToolChoice(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    type: Literal["function"]
+    function: FunctionName
 
 
 class JsonSchemaFormat(BaseModel):
@@ -147,6 +227,51 @@ class StreamOptions(BaseModel):
     )
 
 
+RESPONSE_FORMAT = Field(
+    default=None,
+    description='{"type": "json_object"}: the reply is a JSON object; {"type": "json_schema", "json_schema": '
+    '{"name", "schema"}}: the reply is JSON valid against the schema (finish_reason "length" if it was cut '
+    "short). Enforced with a grammar while decoding.",
+)
+
+
+class ChatTools(BaseModel):
+    """A chat's tools and reply format: the fields of /v1/chat/completions that the Playground's socket takes too."""
+
+    tools: list[ToolDefinition] | None = Field(
+        default=None,
+        description="Functions the model may call. Each call's arguments validate against the function's "
+        "parameters (a grammar holds while decoding).",
+    )
+    tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = Field(
+        default=None,
+        description="auto (default with tools): the model decides; none: it answers in text; required: it calls "
+        'one or more tools; {"type": "function", "function": {"name"}}: it calls that one.',
+    )
+    parallel_tool_calls: bool | None = Field(
+        default=None, description=f"Default true: up to {MAX_PARALLEL_CALLS} calls in one reply; false: one."
+    )
+    response_format: ResponseFormat | None = RESPONSE_FORMAT
+
+    def tool_use(self) -> ToolUse | None:
+        """The tools and how they may be used; None when the request names none."""
+        if not self.tools and self.tool_choice is None:
+            return None
+        choice = self.tool_choice or "auto"
+        tools = tuple(
+            Tool(t.function.name, t.function.description or "", t.function.parameters or {}) for t in self.tools or ()
+        )
+        name = choice if isinstance(choice, str) else choice.function.name
+        return ToolUse(tools=tools, choice=name, parallel=self.parallel_tool_calls is not False)
+
+
+class PlaygroundTools(ChatTools, Body):
+    """The tool fields of a Playground socket frame, checked exactly as /v1/chat/completions checks them."""
+
+    model_config = ConfigDict(extra="ignore", strict=True)
+    where: ClassVar[str] = "ws/chat"
+
+
 class _TextRequest(_OpenAIBody):
     model: str = MODEL
     temperature: float | None = sampling("temperature", extra="Left out: the model's catalog default.")
@@ -164,12 +289,7 @@ class _TextRequest(_OpenAIBody):
     service_tier: str | None = SERVICE_TIER
     user: str | None = USER
     n: int | None = Field(default=None, description="Only 1: one choice per request.")
-    response_format: ResponseFormat | None = Field(
-        default=None,
-        description='{"type": "json_object"}: the reply is a JSON object; {"type": "json_schema", "json_schema": '
-        '{"name", "schema"}}: the reply is JSON valid against the schema (finish_reason "length" if it was cut '
-        "short). Enforced with a grammar while decoding.",
-    )
+    response_format: ResponseFormat | None = RESPONSE_FORMAT
 
     @model_validator(mode="after")
     def _consistent(self) -> _TextRequest:
@@ -190,7 +310,7 @@ class _TextRequest(_OpenAIBody):
         return bool(self.stream_options and self.stream_options.include_usage)
 
 
-class ChatCompletionRequest(_TextRequest):
+class ChatCompletionRequest(ChatTools, _TextRequest):
     """POST /v1/chat/completions."""
 
     where: ClassVar[str] = "/v1/chat/completions"
@@ -207,6 +327,8 @@ class ChatCompletionRequest(_TextRequest):
     def _chat(self) -> ChatCompletionRequest:
         only(self.logprobs, (False,), "logprobs", "false: log probabilities are not available")
         only(self.top_logprobs, (0,), "top_logprobs", "0 or null: log probabilities are not available")
+        for index, message in enumerate(self.messages):
+            message.check(f"messages[{index}]")
         if self.max_completion_tokens is not None:
             if self.max_tokens is not None and self.max_tokens != self.max_completion_tokens:
                 raise Problem(
@@ -438,14 +560,28 @@ class ModelList(Response):
     data: list[Model]
 
 
-FinishReason = Literal["stop", "length"]
+FinishReason = Literal["stop", "length", "tool_calls"]
 ServedTier = Annotated[Literal["cpu", "gpu"], Field(description="Where the request ran.")]
+
+
+class ToolCallFunction(Response):
+    name: str
+    arguments: str = Field(description="JSON text; incomplete when finish_reason is length.")
+
+
+class ToolCallOut(Response):
+    id: str
+    type: Literal["function"] = "function"
+    function: ToolCallFunction
 
 
 class AssistantMessage(Response):
     role: Literal["assistant"] = "assistant"
-    content: str
+    content: str | None = Field(description="null when the reply is only tool calls.")
     refusal: None = None
+    tool_calls: list[ToolCallOut] | None = Field(
+        default=None, exclude_if=lambda calls: calls is None, description="Only when the model called tools."
+    )
 
 
 class ChatChoice(Response):
@@ -466,9 +602,22 @@ class ChatCompletion(Response):
     system_fingerprint: str
 
 
+class ChunkFunction(Response):
+    name: str | None = Field(default=None, description="In a call's first delta.")
+    arguments: str | None = Field(default=None, description="A piece of the arguments' JSON text.")
+
+
+class ChunkToolCall(Response):
+    index: int
+    id: str | None = Field(default=None, description="In a call's first delta.")
+    type: Literal["function"] | None = None
+    function: ChunkFunction
+
+
 class ChunkDelta(Response):
     role: Literal["assistant"] | None = None
     content: str | None = None
+    tool_calls: list[ChunkToolCall] | None = None
 
 
 class ChatChunkChoice(Response):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import time
 import wave
+from typing import Literal
 
 import openai
 import pytest
@@ -198,3 +199,77 @@ def test_json_schema_replies_parse_and_validate_and_the_sdks_parse_works(client:
             messages=MESSAGES,
             response_format={"type": "json_schema", "json_schema": {"name": "x", "schema": "not a schema"}},
         )
+
+
+WEATHER_TOOL = {  # OpenAI's documented example
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Get current temperature for a given location.",
+        "parameters": {
+            "type": "object",
+            "properties": {"location": {"type": "string", "description": "City and country e.g. Bogotá, Colombia"}},
+            "required": ["location"],
+            "additionalProperties": False,
+        },
+        "strict": True,
+    },
+}
+WEATHER_QUESTION = [{"role": "user", "content": "What is the weather like in Paris today?"}]
+
+
+def test_the_sdks_tools_round_trip(client: OpenAI):
+    """Call -> tool message -> answer, with the SDK's own message object put back into the history."""
+    import json
+
+    messages: list = list(WEATHER_QUESTION)
+    completion = client.chat.completions.create(
+        model=CHAT_MODEL, messages=messages, tools=[WEATHER_TOOL], tool_choice="required", temperature=0
+    )
+    choice = completion.choices[0]
+    assert choice.finish_reason == "tool_calls" and completion.usage.completion_tokens > 0
+    (call,) = choice.message.tool_calls
+    assert call.id.startswith("call_") and call.function.name == "get_weather"
+    assert "Paris" in json.loads(call.function.arguments)["location"]
+    messages.append(choice.message)
+    messages.append({"role": "tool", "tool_call_id": call.id, "content": "18 degrees Celsius and sunny"})
+    answer = client.chat.completions.create(
+        model=CHAT_MODEL, messages=messages, tools=[WEATHER_TOOL], max_tokens=48, temperature=0
+    )
+    assert answer.choices[0].message.content and not answer.choices[0].message.tool_calls
+    # auto (the documented call, no tool_choice): a valid call or text, whichever the model picks
+    auto = client.chat.completions.create(model=CHAT_MODEL, messages=WEATHER_QUESTION, tools=[WEATHER_TOOL])
+    for made in auto.choices[0].message.tool_calls or ():
+        assert isinstance(json.loads(made.function.arguments)["location"], str)
+    none = client.chat.completions.create(
+        model=CHAT_MODEL, messages=WEATHER_QUESTION, tools=[WEATHER_TOOL], tool_choice="none", max_tokens=32
+    )
+    assert none.choices[0].message.tool_calls is None and none.choices[0].finish_reason in ("stop", "length")
+
+
+def test_streamed_tool_calls_are_assembled_by_the_sdk_and_parse_works(client: OpenAI):
+    from pydantic import BaseModel
+
+    class GetWeather(BaseModel):
+        location: str
+        unit: Literal["celsius", "fahrenheit"]
+
+    tool = openai.pydantic_function_tool(GetWeather, name="get_weather", description="The weather now.")
+    with client.chat.completions.stream(
+        model=CHAT_MODEL, messages=WEATHER_QUESTION, tools=[tool], tool_choice="required", temperature=0.7, seed=2
+    ) as stream:
+        pieces = [event for event in stream if event.type == "tool_calls.function.arguments.delta"]
+        final = stream.get_final_completion()
+    assert pieces, "the arguments arrive as deltas"
+    calls = final.choices[0].message.tool_calls
+    assert calls and all(isinstance(call.function.parsed_arguments, GetWeather) for call in calls)
+    assert len({call.id for call in calls}) == len(calls)
+    assert final.choices[0].finish_reason == "tool_calls"
+    parsed = client.chat.completions.parse(
+        model=CHAT_MODEL,
+        messages=WEATHER_QUESTION,
+        tools=[tool],
+        tool_choice={"type": "function", "function": {"name": "get_weather"}},
+        temperature=0,
+    )
+    assert isinstance(parsed.choices[0].message.tool_calls[0].function.parsed_arguments, GetWeather)

@@ -96,7 +96,7 @@ def test_failed_prompts_fail_the_job_and_retry_runs_only_them(fake_pool, user, m
     real_chat = fake.chat
     broken = {"on": True}
 
-    def chat(messages, params, stop_event=None):  # noqa: ANN001, ANN202
+    def chat(messages, params, stop_event=None, tools=()):  # noqa: ANN001, ANN202
         if broken["on"] and "BROKEN" in messages[-1].content:
             raise EngineError("the engine could not run this prompt")
         return real_chat(messages, params, stop_event)

@@ -46,6 +46,7 @@ def test_card_overview_shows_description_limits_and_measured_speed(client, fake_
     assert "90.0</strong> tokens/s" in body  # 100 moved 20% of the way to 50
     assert "70 ms</strong>" in body
     assert "2048 tokens" in body
+    assert '<code>&lt;tool_call&gt;{"name": …' in body  # the call format, from the catalog
 
 
 def test_speech_card_shows_real_time_factor(client, fake_pool):

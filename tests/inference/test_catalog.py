@@ -36,6 +36,7 @@ def test_repo_catalog_lists_every_default_model_with_its_card_fields():
         assert spec.path.is_relative_to("/m")
     assert specs["smollm2-135m-instruct"].n_ctx == 8192
     assert specs["gemma-3-270m"].context_length == 32768
+    assert specs["smollm2-135m-instruct"].tool_format.template == "injected"  # its template has no tool section
 
 
 def test_operator_adds_a_model_by_path_without_code(tmp_path):
@@ -66,6 +67,8 @@ def test_later_file_replaces_an_entry_with_the_same_id(tmp_path):
         ('id = "x"\ntask = "text-to-text"', "path is required"),
         ('id = "x"\ntask = "text-to-text"\nengine = "piper"\npath = "x"', "cannot serve"),
         ('id = "x"\ntask = "embeddings"\npath = "x"\nprices = { per_audio_minute = 1 }', "unknown price keys"),
+        ('id = "x"\ntask = "embeddings"\npath = "x"\ntools = { template = "model" }', "text-to-text models only"),
+        ('id = "x"\ntask = "text-to-text"\npath = "x"\ntools = { template = "jinja" }', "tools.template must be"),
     ],
 )
 def test_malformed_entries_name_the_file_and_model(tmp_path, entry, message):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -219,7 +218,7 @@ async def test_every_door_writes_one_row_that_matches_the_answer(
     settings.PLAYGROUND_REQUEST_TIMEOUT = 30
     engine.delay = 0
 
-    def breaks(messages: Any, params: SamplingParams, stop: threading.Event | None = None) -> Iterator[TextChunk]:
+    def breaks(messages: Any, params: SamplingParams, *_: Any) -> Iterator[TextChunk]:
         yield TextChunk("one")
         raise RuntimeError("the engine fell over")
 
