@@ -25,6 +25,8 @@ STT_RESPONSE_FORMATS = ("json", "text", "srt", "vtt", "verbose_json")
 OPENAI_SAMPLING = ("temperature", "top_p", "max_tokens", "presence_penalty", "frequency_penalty")
 # Our extensions to the OpenAI dialect; the openai SDK must send them through extra_body.
 EXTENSIONS = ("top_k", "repetition_penalty")
+# Function calling and the reply format: OpenAI's own fields (keyword arguments in the SDK), in this order.
+TOOL_FIELDS = ("tools", "tool_choice", "parallel_tool_calls", "response_format")
 NODE_NOTE = "// Node 20+: save as example.mjs and run `node example.mjs` (an ES module: top-level await)."
 
 
@@ -44,6 +46,7 @@ class _Request:
     body: dict[str, Any]  # JSON body, or the multipart text fields
     multipart: bool = False
     extensions: dict[str, Any] | None = None  # body fields the openai SDK sends via extra_body
+    tools: bool = False  # the model may call tools: print its calls as well as its text
 
 
 # --- literals -----------------------------------------------------------------------------------------------------
@@ -135,6 +138,17 @@ def _sampling(values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     return openai_fields, extensions
 
 
+def _tool_fields(values: dict[str, Any], *, chat: bool) -> dict[str, Any]:
+    """The Playground's tools, tool_choice, parallel_tool_calls and response_format as set (already checked:
+    playground/catalog/views.py); a completion model takes only response_format."""
+    names = TOOL_FIELDS if chat else ("response_format",)
+    fields = {name: values[name] for name in names if values.get(name) is not None}
+    if not fields.get("tools"):  # no tools: how to use them means nothing
+        for name in ("tools", "tool_choice", "parallel_tool_calls"):
+            fields.pop(name, None)
+    return fields
+
+
 def _speed(value: Any) -> float:
     number = _number(value)
     return float(number) if number is not None and 0.25 <= number <= 4.0 else 1.0
@@ -161,7 +175,13 @@ def _build_request(spec: ModelSpec, values: dict[str, Any]) -> _Request:
         else:
             head = {"model": spec.id, "prompt": str(values.get("prompt") or DEFAULT_COMPLETION_PROMPT)}
             path = "/v1/completions"
-        return _Request(path=path, body={**head, **openai_fields, **extensions}, extensions=extensions)
+        tools = _tool_fields(values, chat=spec.task == "text-to-text")
+        return _Request(
+            path=path,
+            body={**head, **tools, **openai_fields, **extensions},
+            extensions=extensions,
+            tools="tools" in tools,
+        )
     if spec.task == "embeddings":
         texts = values.get("input") or DEFAULT_EMBEDDING_INPUT
         if isinstance(texts, str):
@@ -192,6 +212,10 @@ def _build_request(spec: ModelSpec, values: dict[str, Any]) -> _Request:
 
 def _python_result(spec: ModelSpec, request: _Request) -> str:
     """Lines that use `response` (a requests.Response) once the call succeeded."""
+    if spec.task == "text-to-text" and request.tools:
+        return (
+            'message = response.json()["choices"][0]["message"]\nprint(message.get("tool_calls") or message["content"])'
+        )
     if spec.task == "text-to-text":
         return 'print(response.json()["choices"][0]["message"]["content"])'
     if spec.task == "text-completion":
@@ -209,6 +233,12 @@ def _python_result(spec: ModelSpec, request: _Request) -> str:
 
 
 def _js_result(spec: ModelSpec, request: _Request) -> str:
+    if spec.task == "text-to-text" and request.tools:
+        return (
+            "const data = await response.json();\n"
+            "const message = data.choices[0].message;\n"
+            "console.log(message.tool_calls ?? message.content);"
+        )
     if spec.task == "text-to-text":
         return "const data = await response.json();\nconsole.log(data.choices[0].message.content);"
     if spec.task == "text-completion":
@@ -302,6 +332,8 @@ def _python_openai(spec: ModelSpec, request: _Request, base_url: str, token_url:
             "completion.choices[0].message.content" if spec.task == "text-to-text" else "completion.choices[0].text"
         )
         lines = [f"completion = {method}(", _kwargs(kwargs), ")", f"print({result})"]
+        if request.tools:  # the reply may be calls instead of text
+            lines[-1:] = ["message = completion.choices[0].message", "print(message.tool_calls or message.content)"]
     elif spec.task == "embeddings":
         lines = [
             "result = client.embeddings.create(",
@@ -392,8 +424,10 @@ def render_snippets(*, spec: ModelSpec, base_url: str, values: dict[str, Any]) -
     """The Get Code snippets for `spec` with the current Playground `values`, against the server at `base_url`.
 
     `values` per task: text models take ``SamplingForm.as_query()`` plus an optional ``prompt`` (``messages`` or
-    ``system`` for chat); embeddings ``input`` (list of texts); text-to-speech ``input`` and ``speed``; speech-to-text
-    ``language`` (may be blank), ``task`` (transcribe | translate) and optionally ``response_format``.
+    ``system`` for chat) and, when set, ``response_format`` (chat also ``tools``, ``tool_choice`` and
+    ``parallel_tool_calls``), in OpenAI's shapes; embeddings ``input`` (list of texts); text-to-speech ``input``
+    and ``speed``; speech-to-text ``language`` (may be blank), ``task`` (transcribe | translate) and optionally
+    ``response_format``.
     Blank values fall back to example text.
     """
     base = base_url.rstrip("/")

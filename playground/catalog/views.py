@@ -1,8 +1,9 @@
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_GET
@@ -53,11 +54,37 @@ def catalog(request: HttpRequest) -> HttpResponse:
     return render(request, template, context)
 
 
+def _tool_values(query: QueryDict, *, chat: bool) -> tuple[dict[str, Any], str]:
+    """The Playground's tools and reply format from the query string (each a JSON text), checked as the socket and
+    /v1 check them: (the fields in OpenAI's shapes, "") or ({}, what is wrong)."""
+    from playground.catalog.snippets import TOOL_FIELDS
+    from playground.contract import openai as contract
+    from playground.contract.errors import Problem
+    from playground.contract.fields import parse
+
+    raw: dict[str, Any] = {}
+    for name in TOOL_FIELDS if chat else ("response_format",):
+        if query.get(name):
+            try:
+                raw[name] = json.loads(query[name])
+            except ValueError:
+                return {}, f"{name} is not valid JSON"
+    if not raw:
+        return {}, ""
+    try:
+        parsed = parse(contract.PlaygroundTools, raw, where="Get Code")
+    except Problem as exc:
+        return {}, str(exc)
+    return parsed.model_dump(mode="json", by_alias=True, exclude_none=True), ""
+
+
 def _code_values(request: HttpRequest, spec: ModelSpec) -> dict[str, Any]:
     """The parameters currently set in the Playground (sent in the query string), else the model's defaults."""
     if spec.task in TEXT_TASKS:
         form = SamplingForm(request.GET if "temperature" in request.GET else None, spec=spec)
-        return {**form.as_query(), "prompt": request.GET.get("content") or request.GET.get("prompt") or ""}
+        tools, problem = _tool_values(request.GET, chat=spec.task == "text-to-text")
+        prompt = request.GET.get("content") or request.GET.get("prompt") or ""
+        return {**form.as_query(), **tools, "prompt": prompt, "tools_problem": problem}
     if spec.task == "embeddings":
         texts = [t for t in request.GET.get("input", "").splitlines() if t.strip()]
         return {"input": texts}
@@ -108,7 +135,9 @@ def card(request: HttpRequest, model_id: str) -> HttpResponse:
         from playground.catalog.snippets import render_snippets
 
         base_url = request.build_absolute_uri("/").rstrip("/")
-        context["snippets"] = render_snippets(spec=spec, base_url=base_url, values=_code_values(request, spec))
+        values = _code_values(request, spec)
+        context["tools_problem"] = values.pop("tools_problem", "")
+        context["snippets"] = render_snippets(spec=spec, base_url=base_url, values=values)
         context["token_url"] = reverse("tokens:list")
     elif tab == "usage" and request.user.is_authenticated:
         from datetime import timedelta

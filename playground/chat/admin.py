@@ -9,6 +9,8 @@ class MessageInline(admin.TabularInline):
     fields = (
         "role",
         "content",
+        "tool_calls",
+        "tool_call_id",
         "model_id",
         "params",
         "prompt_tokens",

@@ -6,9 +6,13 @@ sockets are refused before the handshake completes). Every frame is a JSON objec
 Client to server::
 
     {"type": "generate", "mode": "chat", "model": id, "conversation": id | null,
-     "system": str, "content": str, "params": {...panel fields...}}
-    {"type": "generate", "mode": "completion", "model": id, "content": str, "params": {...}}
-    {"type": "regenerate", "conversation": id, "model": id (optional), "system": str (optional), "params": {...}}
+     "system": str, "content": str, "params": {...panel fields...}, + the tool fields}
+    {"type": "generate", "mode": "completion", "model": id, "content": str, "params": {...},
+     "response_format"?: {...}}
+    {"type": "regenerate", "conversation": id, "model": id (optional), "system": str (optional), "params": {...},
+     + the tool fields}
+    {"type": "tool_result", "conversation": id, "results": [{"tool_call_id": str, "content": str}, ...],
+     "model": id (optional), "params": {...}, + the tool fields}
     {"type": "stop"}
 
 ``params`` holds the Advanced Parameters panel's fields (temperature, top_p, top_k,
@@ -16,24 +20,39 @@ max_tokens, presence_penalty, frequency_penalty, repetition_penalty, seed, stop 
 one string of lines or a list); a blank or missing field takes the model's default,
 an out-of-range one is refused with the panel's message (never clamped).
 
+The tool fields are /v1/chat/completions' own, checked exactly as it checks them
+(playground/contract/openai.py, ``PlaygroundTools``): ``tools`` (``[{"type": "function", "function": {"name",
+"description", "parameters"}}]``), ``tool_choice`` ("auto" | "none" | "required" | ``{"type": "function",
+"function": {"name"}}``), ``parallel_tool_calls`` and ``response_format`` (``{"type": "json_object"}`` or
+``{"type": "json_schema", "json_schema": {"name", "schema"}}``; null or ``{"type": "text"}``: free text). They
+are saved on the conversation; a frame that carries none of them uses the conversation's saved ones (a new
+conversation: none). ``tool_result`` saves each result as a tool message: every id must be a call of the
+conversation's last reply, and together the results answer all of its calls; then the next reply streams.
+
 Server to client, in this order for one reply::
 
     {"type": "conversation", "id": int, "title": str}          chat mode only
     {"type": "queued", "position": n}                         while n-th in the model's line (polled every 0.5 s)
     {"type": "started"}                                       the engine took the request
     {"type": "token", "text": str}                            as generated (model output: render it as text)
-    {"type": "done", "finish_reason": "stop" | "length" | "cancelled",
+    {"type": "tool_call", "index": int, "id": str, "name": str, "arguments": str}
+                                                              a call, once it is complete (or cut short, at the end)
+    {"type": "done", "finish_reason": "stop" | "length" | "cancelled" | "tool_calls",
      "usage": {"prompt_tokens": int, "completion_tokens": int},
-     "ttft_ms": float | null, "tokens_per_second": float | null, "message_id": int | null}
+     "ttft_ms": float | null, "tokens_per_second": float | null, "message_id": int | null,
+     "tool_calls": [{"id": str, "name": str, "arguments": str}, ...]}
     {"type": "error", "code": str, "param": str | null, "message": str}
 
-Bad JSON, an unknown type, invalid fields or parameters, or another user's
+``token`` frames carry only the text outside calls; a call's arguments are the JSON text the model wrote (model
+output too). ``finish_reason`` is "tool_calls" when the reply ended after complete calls.
+
+Bad JSON, an unknown type, invalid fields, parameters or tools, or another user's
 conversation id get an error frame with the code, param and message every API route gives for the same
-mistake (playground/contract/errors.py); the socket stays open. A reply is held to the same time limit as an
-API request (PLAYGROUND_REQUEST_TIMEOUT): past it the engine stops and an error frame with code "timeout"
-follows. ``stop`` (or a new generate) cancels the running reply in the engine, which still ends with a ``done``
-frame whose finish reason is "cancelled"; closing the socket cancels it too. Each
-reply, also one cut short, is recorded exactly once (saved message and model stats).
+mistake (playground/contract/errors.py); the socket stays open and nothing saved changes. A reply is held to the
+same time limit as an API request (PLAYGROUND_REQUEST_TIMEOUT): past it the engine stops and an error frame with
+code "timeout" follows. ``stop`` (or a new generate) cancels the running reply in the engine, which still ends with
+a ``done`` frame whose finish reason is "cancelled"; closing the socket cancels it too. Each
+reply, also one cut short, is recorded exactly once (saved message with its tool calls, and model stats).
 """
 
 from __future__ import annotations
@@ -48,6 +67,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from inference import EngineError, Job, SamplingParams, TextChunk
+from inference.tools import CallEnd, TextPiece, ToolEvent
 from playground import serving
 from playground.chat import services
 from playground.chat.forms import GenerateForm, sampling_form
@@ -72,7 +92,9 @@ class Reply:
     model_id: str
     params: SamplingParams
     turn: services.Turn | None
+    reader: serving.ReplyReader
     parts: list[str] = field(default_factory=list)
+    sent: set[int] = field(default_factory=set)  # the calls already sent as tool_call frames
 
 
 def _form_problem(form: Any) -> Problem:
@@ -125,14 +147,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
             if self.reply is not None:
                 self.reply.job.cancel()  # the stream still ends with its usage and "cancelled"
             return
-        if kind not in ("generate", "regenerate"):
+        handlers = {"generate": self.generate, "regenerate": self.regenerate, "tool_result": self.tool_result}
+        handler = handlers.get(kind) if isinstance(kind, str) else None
+        if handler is None:
             await self.send_error(Problem("invalid_parameter", f"unknown frame type {kind!r}", param="type"))
             return
         try:
-            if kind == "generate":
-                await self.generate(frame)
-            else:
-                await self.regenerate(frame)
+            await handler(frame)
         except EngineError as exc:
             await self.send_error(exc)
         except Conversation.DoesNotExist:
@@ -148,26 +169,31 @@ class ChatConsumer(AsyncWebsocketConsumer):
         params = await self._params(data["model"], frame.get("params"))
         if params is None:
             return
-        await self._cancel_running()  # a new prompt replaces the running reply
-        if data["mode"] == "completion":
-            job = services.reply_stream(model_id=data["model"], params=params, prompt=data["content"])
-            self._start(Reply(job=job, model_id=data["model"], params=params, turn=None))
-            return
+        chat = data["mode"] == "chat"
         conversation = None
-        if data["conversation"] is not None:
+        if chat and data["conversation"] is not None:
             conversation = await database_sync_to_async(conversation_get)(
                 user=self.user, conversation_id=data["conversation"]
             )
+        setup = await self._tools(data["model"], params, frame, conversation, chat=chat)
+        await self._cancel_running()  # a new prompt replaces the running reply
+        if not chat:
+            job = services.reply_stream(model_id=data["model"], params=setup.params, prompt=data["content"])
+            reader = serving.ReplyReader(model_id=data["model"], use=None)
+            self._start(Reply(job=job, model_id=data["model"], params=setup.params, turn=None, reader=reader))
+            return
         turn = await database_sync_to_async(services.turn_start)(
             user=self.user,
             model_id=data["model"],
             conversation=conversation,
             system_prompt=data["system"],
             content=data["content"],
+            tool_fields=setup.fields,
         )
-        await self._stream_turn(turn, data["model"], params)
+        await self._stream_turn(turn, data["model"], setup)
 
-    async def regenerate(self, frame: dict[str, Any]) -> None:
+    async def _conversation(self, frame: dict[str, Any]) -> Conversation | None:
+        """The user's conversation a regenerate or tool_result frame names (an error frame when it names none)."""
         conversation_id = frame.get("conversation")
         if not isinstance(conversation_id, int) or isinstance(conversation_id, bool):
             await self.send_error(
@@ -175,22 +201,56 @@ class ChatConsumer(AsyncWebsocketConsumer):
                     "missing_required_parameter", "conversation: a conversation id is required", param="conversation"
                 )
             )
-            return
-        conversation = await database_sync_to_async(conversation_get)(user=self.user, conversation_id=conversation_id)
+            return None
+        return await database_sync_to_async(conversation_get)(user=self.user, conversation_id=conversation_id)
+
+    async def _chat_model(self, frame: dict[str, Any], conversation: Conversation) -> str | None:
+        """The frame's chat model, else the conversation's (an error frame when it is not a chat model)."""
         model_id = frame.get("model") or conversation.model_id
         form = GenerateForm({"model": model_id, "mode": "chat", "content": "-"})
         if not form.is_valid():
             await self.send_error(_form_problem(form))
+            return None
+        return str(model_id)
+
+    async def regenerate(self, frame: dict[str, Any]) -> None:
+        conversation = await self._conversation(frame)
+        if conversation is None:
+            return
+        model_id = await self._chat_model(frame, conversation)
+        if model_id is None:
             return
         params = await self._params(model_id, frame.get("params"))
         if params is None:
             return
+        setup = await self._tools(model_id, params, frame, conversation)
         await self._cancel_running()
         system = frame.get("system")
         turn = await database_sync_to_async(services.turn_regenerate)(
-            conversation=conversation, model_id=model_id, system_prompt=system if isinstance(system, str) else None
+            conversation=conversation,
+            model_id=model_id,
+            system_prompt=system if isinstance(system, str) else None,
+            tool_fields=setup.fields,
         )
-        await self._stream_turn(turn, model_id, params)
+        await self._stream_turn(turn, model_id, setup)
+
+    async def tool_result(self, frame: dict[str, Any]) -> None:
+        conversation = await self._conversation(frame)
+        if conversation is None:
+            return
+        results = services.tool_results_parse(frame.get("results"))
+        model_id = await self._chat_model(frame, conversation)
+        if model_id is None:
+            return
+        params = await self._params(model_id, frame.get("params"))
+        if params is None:
+            return
+        setup = await self._tools(model_id, params, frame, conversation)
+        await self._cancel_running()  # the reply being answered is recorded first
+        turn = await database_sync_to_async(services.turn_tool_results)(
+            conversation=conversation, model_id=model_id, results=results, tool_fields=setup.fields
+        )
+        await self._stream_turn(turn, model_id, setup)
 
     async def _params(self, model_id: str, data: Any) -> SamplingParams | None:
         form = sampling_form(model_id=model_id, data=data)
@@ -199,10 +259,31 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return None
         return form.to_params()
 
-    async def _stream_turn(self, turn: services.Turn, model_id: str, params: SamplingParams) -> None:
+    async def _tools(
+        self,
+        model_id: str,
+        params: SamplingParams,
+        frame: dict[str, Any],
+        conversation: Conversation | None,
+        *,
+        chat: bool = True,
+    ) -> services.ToolSetup:
+        """The frame's tool fields (else the conversation's saved ones), checked, with their grammar in the params.
+
+        Off the event loop: a big schema takes a while to become a grammar. A refusal raises Problem."""
+        if any(key in frame for key in services.TOOL_KEYS):
+            fields = {key: frame[key] for key in services.TOOL_KEYS if key in frame}
+        else:
+            fields = conversation.tool_fields() if conversation is not None else {}
+        return await asyncio.to_thread(
+            services.tools_prepare, model_id=model_id, params=params, fields=fields, chat=chat
+        )
+
+    async def _stream_turn(self, turn: services.Turn, model_id: str, setup: services.ToolSetup) -> None:
         await self.send_json({"type": "conversation", "id": turn.conversation.pk, "title": turn.conversation.title})
-        job = services.reply_stream(model_id=model_id, params=params, messages=turn.history)
-        self._start(Reply(job=job, model_id=model_id, params=params, turn=turn))
+        job = services.reply_stream(model_id=model_id, params=setup.params, messages=turn.history, tools=setup.use)
+        reader = serving.ReplyReader(model_id=model_id, use=setup.use)
+        self._start(Reply(job=job, model_id=model_id, params=setup.params, turn=turn, reader=reader))
 
     def _start(self, reply: Reply) -> None:
         # Stream in a task of its own so receive() stays free to see stop frames and the disconnect.
@@ -252,8 +333,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
                     started = True
                     await self.send_json({"type": "started"})
                 if chunk.text:
-                    reply.parts.append(chunk.text)
-                    await self.send_json({"type": "token", "text": chunk.text})
+                    await self._send_events(reply, reply.reader.feed(chunk.text))
+                    if reply.reader.repeated:
+                        job.cancel()  # a repeated call ends the reply; the last chunk, with the usage, follows
                 if chunk.finish_reason is not None:
                     finish, usage = chunk.finish_reason, chunk.usage
         except EngineError as exc:  # a refusal, or the time limit (the engine is stopped)
@@ -273,9 +355,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
                     "ttft_ms": None,
                     "tokens_per_second": None,
                     "message_id": None,
+                    "tool_calls": [],
                 }
             )
             return
+        await self._send_events(reply, reply.reader.finish())
+        calls = reply.reader.tool_calls()
+        for index in range(len(calls)):  # calls cut short (by max_tokens or stop) go out as they are
+            await self._send_call(reply, index)
+        finish_reason = reply.reader.finish_reason(finish)
         # The speed as the one meter measured it (the card, the ledger and /metrics read the same figures).
         meter = measured(job)
         ttft = meter.ttft_seconds if meter else None
@@ -284,19 +372,39 @@ class ChatConsumer(AsyncWebsocketConsumer):
             model_id=reply.model_id,
             params=reply.params,
             text="".join(reply.parts),
-            finish_reason=finish,
+            finish_reason=finish_reason,
             usage=usage,
             ttft_seconds=ttft,
             tokens_per_second=tps,
             turn=reply.turn,
+            tool_calls=calls,
         )
         await self.send_json(
             {
                 "type": "done",
-                "finish_reason": finish,
+                "finish_reason": finish_reason,
                 "usage": {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens},
                 "ttft_ms": None if ttft is None else round(ttft * 1000, 1),
                 "tokens_per_second": None if tps is None else round(tps, 2),
                 "message_id": message.pk if message else None,
+                "tool_calls": services.calls_json(calls),
             }
+        )
+
+    async def _send_events(self, reply: Reply, events: list[ToolEvent]) -> None:
+        """Text as token frames; each call as a tool_call frame once it is complete."""
+        for event in events:
+            if isinstance(event, TextPiece):
+                reply.parts.append(event.text)
+                await self.send_json({"type": "token", "text": event.text})
+            elif isinstance(event, CallEnd):
+                await self._send_call(reply, event.index)
+
+    async def _send_call(self, reply: Reply, index: int) -> None:
+        if index in reply.sent:
+            return
+        reply.sent.add(index)
+        call = reply.reader.tool_calls()[index]
+        await self.send_json(
+            {"type": "tool_call", "index": index, "id": call.id, "name": call.name, "arguments": call.arguments}
         )

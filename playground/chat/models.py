@@ -2,8 +2,19 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from django.conf import settings
 from django.db import models
+
+
+def pretty_json(text: str) -> str:
+    """JSON text indented for reading; text that is not JSON (a call cut short) as it is."""
+    try:
+        return json.dumps(json.loads(text), indent=2, ensure_ascii=False)
+    except ValueError:
+        return text
 
 
 class Conversation(models.Model):
@@ -11,6 +22,11 @@ class Conversation(models.Model):
     model_id = models.CharField(max_length=100, help_text="The model of the latest reply.")
     title = models.CharField(max_length=200, blank=True)
     system_prompt = models.TextField(blank=True)
+    # The Tools panel and the reply format, in OpenAI's shapes, as the latest turn sent them.
+    tools = models.JSONField(default=list, blank=True, help_text='[{"type": "function", "function": {...}}, ...]')
+    tool_choice = models.JSONField(null=True, blank=True, help_text='"auto", "none", "required" or a named function.')
+    parallel_tool_calls = models.BooleanField(null=True, blank=True)
+    response_format = models.JSONField(null=True, blank=True, help_text="null: free text.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -21,15 +37,56 @@ class Conversation(models.Model):
     def __str__(self) -> str:
         return self.title or f"Conversation {self.pk}"
 
+    def tool_fields(self) -> dict[str, Any]:
+        """The saved tool fields as a socket frame carries them."""
+        return {
+            "tools": self.tools or None,
+            "tool_choice": self.tool_choice,
+            "parallel_tool_calls": self.parallel_tool_calls,
+            "response_format": self.response_format,
+        }
+
+    @property
+    def tools_text(self) -> str:
+        """The Tools panel's editor content."""
+        return json.dumps(self.tools, indent=2, ensure_ascii=False) if self.tools else ""
+
+    @property
+    def tool_choice_value(self) -> str:
+        """The tool_choice picker's value: auto, none, required or a function's name."""
+        choice = self.tool_choice
+        if isinstance(choice, dict):
+            return str((choice.get("function") or {}).get("name", "auto"))
+        return choice if isinstance(choice, str) else "auto"
+
+    @property
+    def format_type(self) -> str:
+        """The reply format switch: text, json_object or json_schema."""
+        return str((self.response_format or {}).get("type") or "text")
+
+    @property
+    def schema_name(self) -> str:
+        return str(((self.response_format or {}).get("json_schema") or {}).get("name") or "")
+
+    @property
+    def schema_text(self) -> str:
+        schema = ((self.response_format or {}).get("json_schema") or {}).get("schema")
+        return json.dumps(schema, indent=2, ensure_ascii=False) if schema is not None else ""
+
 
 class Message(models.Model):
     class Role(models.TextChoices):
         USER = "user"
         ASSISTANT = "assistant"
+        TOOL = "tool"
 
     conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
     role = models.CharField(max_length=16, choices=Role.choices)
     content = models.TextField(blank=True)
+    # An assistant reply's calls, [{"id", "name", "arguments" (JSON text)}]; null when it made none.
+    tool_calls = models.JSONField(null=True, blank=True)
+    # A tool message: the call (of the assistant message before it) whose result this is.
+    tool_call_id = models.CharField(max_length=100, blank=True)
     # Assistant replies only: what produced them and what they cost.
     model_id = models.CharField(max_length=100, blank=True)
     params = models.JSONField(null=True, blank=True)
@@ -49,3 +106,19 @@ class Message(models.Model):
     @property
     def is_assistant(self) -> bool:
         return self.role == self.Role.ASSISTANT
+
+    @property
+    def is_tool(self) -> bool:
+        return self.role == self.Role.TOOL
+
+    def call_cards(self) -> list[dict[str, str]]:
+        """The reply's calls for display: id, name and the arguments pretty-printed."""
+        return [
+            {
+                "id": str(c.get("id", "")),
+                "name": str(c.get("name", "")),
+                "arguments": pretty_json(str(c.get("arguments", ""))),
+            }
+            for c in self.tool_calls or []
+            if isinstance(c, dict)
+        ]

@@ -153,7 +153,7 @@ class Recorder:
         if "file" in kwargs:
             kwargs["file"] = kwargs["file"].name
         self._calls.append((self._name, kwargs))
-        message = types.SimpleNamespace(content="hi")
+        message = types.SimpleNamespace(content="hi", tool_calls=None)
         return types.SimpleNamespace(
             choices=[types.SimpleNamespace(message=message, text="hi")],
             data=[types.SimpleNamespace(embedding=[0.1])],
@@ -379,3 +379,94 @@ def test_code_template_has_switcher_copy_buttons_and_token_link() -> None:
     assert 'Replace <code>YOUR_API_TOKEN</code> with a token from <a href="/tokens/">your tokens page</a>' in html
     assert "</script> {{ x }}" not in html and "&lt;/script&gt; {{ x }}" in html  # user text is escaped
     assert "js/code.js" in html
+
+
+# --- tools and the reply format -----------------------------------------------------------------------------------
+
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "description": NASTY,
+            "parameters": {
+                "type": "object",
+                "properties": {"location": {"type": "string"}, "unit": {"enum": ["c", "f", None]}},
+                "required": ["location"],
+                "additionalProperties": False,
+            },
+        },
+    }
+]
+TOOL_CHOICE = {"type": "function", "function": {"name": "get_weather"}}
+SCHEMA_FORMAT = {
+    "type": "json_schema",
+    "json_schema": {"name": "reply", "schema": {"type": "object", "properties": {"ok": {"type": "boolean"}}}},
+}
+
+
+@needs_bash
+@needs_node
+def test_tools_and_reply_format_reach_every_language_as_openai_fields(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = SPECS["smollm2-135m-instruct"]
+    tool_values = {"tools": TOOLS, "tool_choice": TOOL_CHOICE, "parallel_tool_calls": False}
+    snippets = snippets_for(spec, {**values_for(spec), **tool_values})
+    curl = curl_request(run_curl(snippets["curl"].code, tmp_path))["body"]
+    python = run_python_requests(snippets["python"].code, tmp_path, monkeypatch)["json"]
+    js = run_javascript(snippets["javascript"].code, tmp_path)["body"]
+    (_, (_, kwargs)) = run_python_openai(snippets["openai"].code, tmp_path, monkeypatch)
+    for body in (curl, python, js, kwargs):  # the SDK takes them as keyword arguments, not extra_body
+        assert body["tools"] == TOOLS and body["tool_choice"] == TOOL_CHOICE
+        assert body["parallel_tool_calls"] is False and "response_format" not in body
+    assert "tools" not in kwargs["extra_body"]
+    # The reply may be calls: every snippet prints them.
+    assert 'message.get("tool_calls")' in snippets["python"].code
+    assert "message.tool_calls or message.content" in snippets["openai"].code
+    assert "message.tool_calls ?? message.content" in snippets["javascript"].code
+
+    snippets = snippets_for(spec, {**values_for(spec), "response_format": SCHEMA_FORMAT})
+    bodies = [
+        curl_request(run_curl(snippets["curl"].code, tmp_path))["body"],
+        run_python_requests(snippets["python"].code, tmp_path, monkeypatch)["json"],
+        run_javascript(snippets["javascript"].code, tmp_path)["body"],
+        run_python_openai(snippets["openai"].code, tmp_path, monkeypatch)[1][1],
+    ]
+    for body in bodies:
+        assert body["response_format"] == SCHEMA_FORMAT and "tools" not in body
+    assert "message.tool_calls" not in snippets["openai"].code  # no tools: the text, as before
+
+
+def test_completion_snippets_take_the_reply_format_but_no_tools() -> None:
+    spec = SPECS["gemma-3-270m"]
+    values = {**values_for(spec), "tools": TOOLS, "tool_choice": "auto", "response_format": {"type": "json_object"}}
+    for snippet in snippets_for(spec, values).values():
+        assert "json_object" in snippet.code and "get_weather" not in snippet.code, snippet.key
+
+
+def test_tool_choice_without_tools_is_left_out() -> None:
+    spec = SPECS["smollm2-135m-instruct"]
+    for snippet in snippets_for(spec, {**values_for(spec), "tool_choice": "required"}).values():
+        assert "tool_choice" not in snippet.code and "tool_calls" not in snippet.code, snippet.key
+
+
+@pytest.mark.django_db
+def test_get_code_tab_reads_the_playgrounds_tools_from_the_query(client, fake_pool) -> None:
+    url = "/models/fake-chat/"
+    query = {
+        "tab": "code",
+        "temperature": "0.3",
+        "tools": json.dumps(TOOLS),
+        "tool_choice": json.dumps("required"),
+        "parallel_tool_calls": "true",
+        "response_format": "null",
+    }
+    body = client.get(url, query).content.decode()
+    assert "get_weather" in body and "&quot;tool_choice&quot;: &quot;required&quot;" in body
+    assert "parallel_tool_calls=True" in body and "left out" not in body
+    body = client.get(url, {**query, "tools": "[{"}).content.decode()
+    assert "The Playground's tools and reply format are left out: tools is not valid JSON" in body
+    assert "get_weather" not in body
+    body = client.get(url, {**query, "tools": json.dumps([{"name": "x"}])}).content.decode()
+    assert "left out: tools[0].type is required" in body

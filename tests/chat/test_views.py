@@ -8,7 +8,7 @@ from django.urls import reverse
 
 from playground.catalog.forms import SamplingForm
 from playground.chat.models import Conversation, Message
-from playground.chat.selectors import text_models
+from playground.chat.selectors import conversation_messages, text_models
 
 pytestmark = pytest.mark.django_db
 
@@ -118,6 +118,7 @@ def _playground_context(rf, user, fake_pool, conversation=None) -> dict:
         "text_models": text_models(),
         "conversation": conversation,
         "conversations": [conversation] if conversation else [],
+        "chat_messages": conversation_messages(conversation),
     }
 
 
