@@ -5,10 +5,13 @@ and the openai SDK against a live server: tests/api/test_openai_live.py."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
 import pytest
+
+from inference.tools import ToolFormat
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -161,3 +164,24 @@ async def test_completions_refuse_tools(async_client, auth, fake_pool):
     body = {"model": "fake-completion", "prompt": "hi", "tools": [WEATHER]}
     answer = await async_client.post("/v1/completions", json.dumps(body), content_type="application/json", **auth)
     assert answer.status_code == 400 and answer.json()["error"]["param"] == "tools"
+
+
+async def test_a_tool_aware_template_gets_the_tools_and_the_turns_as_they_are(async_client, auth, fake_pool):
+    spec = fake_pool.specs["fake-chat"]
+    fake_pool.specs["fake-chat"] = dataclasses.replace(spec, tool_format=ToolFormat(template="model"))
+    function = {"name": "get_weather", "arguments": '{"location":"Paris"}'}
+    messages = [
+        {"role": "user", "content": "Weather in Paris?"},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [{"id": "call_1", "type": "function", "function": function}],
+        },
+        {"role": "tool", "tool_call_id": "call_1", "content": "18 C"},
+    ]
+    answer = await post(async_client, {**ASK, "messages": messages}, auth)
+    assert answer.status_code == 200, answer.content
+    seen = engine(fake_pool).calls[-1]
+    assert [t.name for t in seen["tools"]] == ["get_weather"]
+    assert [m.role for m in seen["messages"]] == ["user", "assistant", "tool"]
+    assert seen["messages"][1].tool_calls[0].id == "call_1" and seen["messages"][2].tool_call_id == "call_1"

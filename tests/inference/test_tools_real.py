@@ -145,3 +145,67 @@ def test_a_lazy_grammar_holds_from_its_trigger_on(smollm2):
             assert text.endswith("cat is a fish."), text
             triggered += 1
     assert triggered >= 2  # greedy: "A cat is a fish."
+
+
+# A tool-aware chat template in the Hermes / Qwen 2.5 style (ChatML with a tools section and tool turns).
+TOOL_TEMPLATE = """{%- if tools %}<|im_start|>system
+{% if messages[0].role == 'system' %}{{ messages[0].content }}
+
+{% endif %}# Tools
+<tools>
+{% for tool in tools %}{{ tool | tojson }}
+{% endfor %}</tools>
+For each call, return <tool_call>
+{"name": <function-name>, "arguments": <args-json-object>}
+</tool_call><|im_end|>
+{% endif %}
+{%- for message in messages %}
+{%- if message.role == 'system' %}{% if not tools %}<|im_start|>system
+{{ message.content }}<|im_end|>
+{% endif %}
+{%- elif message.role == 'tool' %}<|im_start|>user
+<tool_response>
+{{ message.content }}
+</tool_response><|im_end|>
+{% elif message.role == 'assistant' and message.tool_calls %}<|im_start|>assistant
+{% for call in message.tool_calls %}<tool_call>
+{"name": "{{ call.function.name }}", "arguments": {{ call.function.arguments | tojson }}}
+</tool_call>
+{% endfor %}<|im_end|>
+{% else %}<|im_start|>{{ message.role }}
+{{ message.content }}<|im_end|>
+{% endif %}
+{%- endfor %}<|im_start|>assistant
+"""
+
+
+def test_a_tool_aware_template_gets_the_tools_and_the_turns(smollm2):
+    """template = "model": the tools and structured turns go to the model's own template (here a Hermes-style one
+    on SmolLM2's weights); the call still validates."""
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+    from inference.types import ToolCall
+
+    formatter = smollm2._formatter
+    smollm2._formatter = Jinja2ChatFormatter(template=TOOL_TEMPLATE, eos_token="<|im_end|>", bos_token="")
+    try:
+        history = [
+            ChatMessage("user", "What is the weather like in Paris today?"),
+            ChatMessage("assistant", "", (ToolCall("call_1", "get_weather", '{"location": "Paris"}'),)),
+            ChatMessage("tool", "18 C and sunny", tool_call_id="call_1"),
+            ChatMessage("user", "And in Rome?"),
+        ]
+        prompt = smollm2.llm.detokenize(smollm2.chat_prompt_tokens(history, (WEATHER,))).decode()
+        assert '"name": "get_weather"' in prompt and "<tool_response>\n18 C and sunny" in prompt
+        assert '"arguments": {"location": "Paris"}' in prompt
+        grammar = call_grammar((WEATHER,), FORMAT, parallel=False)
+        text, last = run(
+            smollm2.chat(
+                history, SamplingParams(temperature=0, max_tokens=MAX_TOKENS, grammar=grammar), tools=(WEATHER,)
+            )
+        )
+        assert last.finish_reason == "stop"
+        ((name, arguments),) = assert_calls_valid(text)
+        assert name == "get_weather" and isinstance(arguments["location"], str)
+    finally:
+        smollm2._formatter = formatter
