@@ -7,7 +7,9 @@ together in one context), each: (a) unconstrained, (b) constrained by a JSON Sch
 sampler (the grammar checks the sampled token; when it refuses it, the pick is made again among the grammar's
 tokens in a window of the 4,096 likeliest, or over the whole masked vocabulary: inference/text.py), (c) the same
 without the window (every refused pick masks the whole vocabulary, as llama.cpp's server), (d) the grammar
-applied first, masking the whole vocabulary before every pick (llama-cpp-python's placement). Greedy, and
+applied first, masking the whole vocabulary before every pick (llama-cpp-python's placement), (e) the grammar of
+a tool call awaiting its opening tag (tool_choice auto: `SamplingParams.grammar_trigger`; the reply is free text,
+so this measures what waiting for the trigger costs a reply that makes no call). Greedy, and
 sampled with SmolLM2's catalog defaults (temperature 0.7, top_p 0.9, top_k 40, repetition penalty 1.1).
 `--model gemma-3-270m` runs the same on Gemma (262k tokens of vocabulary, five times SmolLM2's; the prompt as
 a plain completion, since that model is served for completion).
@@ -38,7 +40,8 @@ from inference.batching import BatchedTextEngine  # noqa: E402
 from inference.catalog import load_catalog  # noqa: E402
 from inference.grammar import gbnf_from_json_schema  # noqa: E402
 from inference.text import WINDOW, LlamaTextEngine  # noqa: E402
-from inference.types import ChatMessage, SamplingParams, TextChunk  # noqa: E402
+from inference.tools import ToolFormat, call_grammar  # noqa: E402
+from inference.types import ChatMessage, SamplingParams, TextChunk, Tool  # noqa: E402
 
 MODEL = "smollm2-135m-instruct"
 PROMPT = "List sixty ideas for a weekend, one short phrase each, as a JSON object with an 'ideas' list."
@@ -47,12 +50,16 @@ SCHEMA = {
     "properties": {"ideas": {"type": "array", "items": {"type": "string", "maxLength": 40}, "minItems": 60}},
     "required": ["ideas"],
 }
-MODES = ("unconstrained", "lazy", "lazy, no window", "grammar first")
+MODES = ("unconstrained", "lazy", "lazy, no window", "grammar first", "tools auto")
+TOOL = Tool("get_weather", "Get current temperature for a given location.", {"type": "object", "properties": {}})
 NO_WINDOW = 10**9  # a window wider than any vocabulary: every refused pick masks the whole vocabulary
 COMPLETION = False  # the model is served for plain completion (no chat template): the prompt goes as is
 
 
 def params_for(mode: str, base: SamplingParams, grammar: str) -> SamplingParams:
+    if mode == "tools auto":
+        tools = call_grammar((TOOL,), ToolFormat(), parallel=True)
+        return replace(base, grammar=tools, grammar_trigger=ToolFormat().open)
     return base if mode == "unconstrained" else replace(base, grammar=grammar)
 
 
