@@ -17,7 +17,7 @@ import wave
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from inference.text import StopScanner
+from inference.text import StopScanner, fit_messages, with_dropped
 from inference.types import (
     AudioDecodeError,
     AudioTooLongError,
@@ -26,6 +26,7 @@ from inference.types import (
     EmbeddingResult,
     FinishReason,
     InvalidRequestError,
+    Overflow,
     SamplingParams,
     Segment,
     SpeechResult,
@@ -76,17 +77,28 @@ class FakeTextEngine:
         params: SamplingParams,
         stop_event: threading.Event | None = None,
         tools: Sequence[Tool] = (),
+        overflow: Overflow = "refuse",
     ) -> Iterator[TextChunk]:
         if not self.has_chat_template:
             raise InvalidRequestError("this model has no chat template; use plain completion instead")
         if not messages:
             raise InvalidRequestError("messages must not be empty")
+        words, kept = fit_messages(
+            messages, self._prompt, n_ctx=self.n_ctx, max_tokens=params.max_tokens, overflow=overflow
+        )
         self.calls.append(
-            {"kind": "chat", "messages": list(messages), "params": params, "grammar": params.grammar, "tools": tools}
+            {"kind": "chat", "messages": list(kept), "params": params, "grammar": params.grammar, "tools": tools}
         )
         last = next((m.content for m in reversed(messages) if m.role == "user"), "")
-        prompt_tokens = sum(len(_tokens(m.content)) + 2 for m in messages)
-        return self._generate(prompt_tokens, f"You said: {last}", params, stop_event)
+        stream = self._generate(len(words), f"You said: {last}", params, stop_event)
+        return with_dropped(stream, len(messages) - len(kept))
+
+    def _prompt(self, messages: Sequence[ChatMessage]) -> list[str]:
+        """One "token" per word of each message, and two per message for the template."""
+        return [word for m in messages for word in [*_tokens(m.content), "<|", "|>"]]
+
+    def count_chat_tokens(self, messages: Sequence[ChatMessage], tools: Sequence[Tool] = ()) -> int:
+        return len(self._prompt(messages))
 
     def complete(
         self, prompt: str, params: SamplingParams, stop_event: threading.Event | None = None

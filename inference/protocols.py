@@ -15,6 +15,7 @@ from typing import BinaryIO, Protocol
 from inference.types import (
     ChatMessage,
     EmbeddingResult,
+    Overflow,
     SamplingParams,
     Segment,
     SpeechResult,
@@ -47,7 +48,10 @@ class TextEngine(Protocol):
         params: SamplingParams,
         stop_event: threading.Event | None = None,
         tools: Sequence[Tool] = (),
+        overflow: Overflow = "refuse",
     ) -> Iterator[TextChunk]: ...
+
+    def count_chat_tokens(self, messages: Sequence[ChatMessage], tools: Sequence[Tool] = ()) -> int: ...
 
     def complete(
         self, prompt: str, params: SamplingParams, stop_event: threading.Event | None = None

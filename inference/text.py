@@ -12,10 +12,11 @@ from __future__ import annotations
 import codecs
 import contextlib
 import ctypes
+import dataclasses
 import math
 import random
 import threading
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from inference.types import (
     FinishReason,
     InvalidRequestError,
     ModelLoadError,
+    Overflow,
     SamplingParams,
     TextChunk,
     Tool,
@@ -237,6 +239,43 @@ class ConstrainedSampler(Sampler):
             self.grammar = None
 
 
+def fit_messages[T](
+    messages: Sequence[ChatMessage],
+    prompt: Callable[[Sequence[ChatMessage]], list[T]],
+    *,
+    n_ctx: int,
+    max_tokens: int | None,
+    overflow: Overflow,
+) -> tuple[list[T], Sequence[ChatMessage]]:
+    """`prompt(messages)` and the messages it holds: with "drop_oldest", the oldest exchanges after the system
+    prompt (an exchange: a user message and what answers it) are left out until it fits n_ctx with max_tokens;
+    never the last user message. With "refuse", or when even that does not fit, the caller's check refuses."""
+
+    def fits(tokens: list[T]) -> bool:
+        return len(tokens) + (max_tokens or 1) <= n_ctx
+
+    tokens = prompt(messages)
+    if overflow == "refuse" or fits(tokens):
+        return tokens, messages
+    head = 1 if messages and messages[0].role == "system" else 0
+    kept: Sequence[ChatMessage] = messages
+    for start in [i for i in range(head, len(messages)) if messages[i].role == "user"][1:]:
+        kept = [*messages[:head], *messages[start:]]
+        tokens = prompt(kept)
+        if fits(tokens):
+            break
+    return tokens, kept
+
+
+def with_dropped(chunks: Iterator[TextChunk], dropped: int) -> Iterator[TextChunk]:
+    """The stream, its last chunk saying how many messages were left out."""
+    if not dropped:
+        yield from chunks
+        return
+    for chunk in chunks:
+        yield dataclasses.replace(chunk, dropped_messages=dropped) if chunk.finish_reason is not None else chunk
+
+
 def _ecmascript_literal(text: str) -> str:
     """A regular expression (llama.cpp's std::regex, ECMAScript) matching `text` literally."""
     return "".join("\\" + c if c in "\\^$.|?*+()[]{}/" else c for c in text)
@@ -356,14 +395,28 @@ class LlamaTextEngine:
             raise InvalidRequestError("prompt must not be empty")
         return self.llm.tokenize(prompt.encode(), add_bos=True, special=False)
 
+    def count_chat_tokens(self, messages: Sequence[ChatMessage], tools: Sequence[Tool] = ()) -> int:
+        """The prompt's tokens for these messages through the template (a context meter's reading)."""
+        return len(self.chat_prompt_tokens(messages, tools))
+
     def chat(
         self,
         messages: Sequence[ChatMessage],
         params: SamplingParams,
         stop_event: threading.Event | None = None,
         tools: Sequence[Tool] = (),
+        overflow: Overflow = "refuse",
     ) -> Iterator[TextChunk]:
-        return self.generate(self.chat_prompt_tokens(messages, tools), params, stop_event)
+        """The reply; `overflow` "drop_oldest" leaves out the oldest exchanges that do not fit (fit_messages), and
+        the last chunk says how many messages that was."""
+        tokens, kept = fit_messages(
+            messages,
+            lambda turns: self.chat_prompt_tokens(turns, tools),
+            n_ctx=self.n_ctx,
+            max_tokens=params.max_tokens,
+            overflow=overflow,
+        )
+        return with_dropped(self.generate(tokens, params, stop_event), len(messages) - len(kept))
 
     def complete(
         self, prompt: str, params: SamplingParams, stop_event: threading.Event | None = None

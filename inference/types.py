@@ -11,6 +11,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 FinishReason = Literal["stop", "length", "cancelled"]
+# What a chat does when its messages and max_tokens do not fit the context: refuse (ContextOverflowError), or
+# leave out the oldest exchanges after the system prompt until they fit (never the last user message).
+Overflow = Literal["refuse", "drop_oldest"]
 
 
 class EngineError(Exception):
@@ -284,6 +287,7 @@ class TextChunk:
     finish_reason: FinishReason | None = None
     usage: Usage | None = None
     stop_sequence: str | None = None
+    dropped_messages: int = 0  # the last chunk of a chat: the oldest messages left out so the rest fit (Overflow)
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ def get_pool() -> EnginePool:
                 max_queue=settings.PLAYGROUND_MAX_QUEUE,
                 nice=settings.PLAYGROUND_ENGINE_NICE,
                 batch_slots=settings.PLAYGROUND_BATCH_SLOTS,
+                batch_kv_bytes=settings.PLAYGROUND_BATCH_KV_MB * 2**20,
             )
         return _pool
 

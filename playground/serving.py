@@ -17,7 +17,7 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 
@@ -34,6 +34,7 @@ from inference.tools import (
     ToolUse,
     call_grammar,
     render,
+    template_tools,
 )
 from inference.types import (
     RANGES,
@@ -41,6 +42,7 @@ from inference.types import (
     EmbeddingResult,
     InvalidParameterError,
     InvalidRequestError,
+    Overflow,
     Segment,
     SpeechResult,
     TextResult,
@@ -396,6 +398,42 @@ def _canonical(arguments: str) -> str:
         return arguments
 
 
+def _chat_input(
+    spec: ModelSpec, messages: Sequence[ChatMessage], tools: ToolUse | None
+) -> tuple[Sequence[ChatMessage], tuple[Tool, ...]]:
+    """The turns and tools a chat model's engine gets: tools (and earlier calls and results) described in the turns
+    for a template without a tool section, or handed to a tool-aware one, as the catalog says."""
+    described = tools.tools if tools is not None and tools.active else ()
+    if spec.tool_format.template == "injected":
+        return render(messages, described, spec.tool_format), ()
+    return messages, described
+
+
+_COUNTS: dict[tuple[str, tuple[ChatMessage, ...], str], int] = {}
+COUNT_CACHE_SIZE = 1024
+
+
+def count_prompt_tokens(*, model_id: str, messages: Sequence[ChatMessage], tools: ToolUse | None = None) -> int:
+    """How many tokens these messages (and tools) take through the model's template: a context meter's reading.
+    Blocking (loads the model the first time, tokenizes): call it off the event loop. Cached by its input."""
+    spec = model_for(model_id=model_id, tasks=("text-to-text",), where="a context count")
+    turns, described = _chat_input(spec, messages, tools)
+    key = (model_id, tuple(turns), json.dumps(template_tools(described), sort_keys=True, default=str))
+    if key not in _COUNTS:
+
+        def count(engine: TextEngine) -> int:
+            return engine.count_chat_tokens(turns, described)
+
+        worker = engines.get_pool().worker(model_id)
+        if worker.state == "loaded":  # tokenizing only reads the vocabulary: safe beside a running generation
+            _COUNTS[key] = count(cast(TextEngine, worker.engine))
+        else:  # on the model's worker, which loads it
+            _COUNTS[key] = engines.get_pool().call(model_id, count)
+        while len(_COUNTS) > COUNT_CACHE_SIZE:
+            _COUNTS.pop(next(iter(_COUNTS)))
+    return _COUNTS[key]
+
+
 def text_stream(
     *,
     model_id: str,
@@ -404,9 +442,11 @@ def text_stream(
     prompt: str = "",
     background: bool = False,
     tools: ToolUse | None = None,
+    overflow: Overflow = "refuse",
 ) -> Job[TextChunk]:
     """Queue a generation; iterate the job (through Run or run_all) for chunks. A chat model takes messages (or
-    the prompt as one user message), a completion model a prompt. The last chunk says why it stopped.
+    the prompt as one user message), a completion model a prompt. The last chunk says why it stopped (and, with
+    `overflow` "drop_oldest", how many of the oldest messages were left out so the rest fit the context).
 
     A chat's tools (and earlier calls and results in its messages) reach the model as its catalog entry says
     (inference/tools.py); `params` carries their grammar (`with_tools`). Background (bulk) generations wait behind
@@ -419,15 +459,10 @@ def text_stream(
             if not prompt:
                 raise Problem("invalid_parameter", "a chat model needs messages", param="messages")
             messages = [ChatMessage("user", prompt)]
-        described = tools.tools if tools is not None and tools.active else ()
-        template_tools: tuple[Tool, ...] = ()
-        if spec.tool_format.template == "injected":
-            messages = render(messages, described, spec.tool_format)
-        else:
-            template_tools = described
+        turns, described = _chat_input(spec, messages, tools)
 
         def run(engine: TextEngine, stop: threading.Event) -> Iterator[TextChunk]:
-            return engine.chat(messages, params, stop, template_tools)
+            return engine.chat(turns, params, stop, described, overflow)
 
     else:
         if not prompt:

@@ -223,10 +223,11 @@ PLAYGROUND_MAX_RUNNING_PER_USER = env_int("PLAYGROUND_MAX_RUNNING_PER_USER", 0)
 # core at once while a generation runs, and an idle site costs inference nothing.
 PLAYGROUND_ENGINE_NICE = env_int("PLAYGROUND_ENGINE_NICE", 10)
 # Continuous batching for llama.cpp text models: up to this many requests decode together in one
-# context. A model's served context (n_ctx) is split into that many slots of at least 1024 tokens, and
-# a request may use one slot (SmolLM2: 8 x 1024, Gemma: 4 x 1024). 0 or 1: one request at a time,
-# each with the whole context.
+# context, each with the model's whole served context (n_ctx) in cells of its own, as many as fit
+# BATCH_KV_MB of KV cache per model (SmolLM2: 5 x 8,192 tokens, 22.5 KB each; Gemma 3 270M: 8 x 4,096).
+# 0 or 1: one request at a time.
 PLAYGROUND_BATCH_SLOTS = env_int("PLAYGROUND_BATCH_SLOTS", 8)
+PLAYGROUND_BATCH_KV_MB = env_int("PLAYGROUND_BATCH_KV_MB", 1024)
 PLAYGROUND_WARM_MODELS = env_bool("PLAYGROUND_WARM_MODELS", False)  # load every model at start-up
 
 # Write a usage record for every inference (the ledger). Tests switch it off except where they test it.

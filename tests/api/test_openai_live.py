@@ -36,7 +36,7 @@ def test_models_list(client: OpenAI):
     }
     chat = models[CHAT_MODEL]
     assert chat.object == "model" and chat.owned_by and chat.created > 0
-    assert chat.task == "text-to-text" and chat.context_length == 1024 and "chat" in chat.capabilities
+    assert chat.task == "text-to-text" and chat.context_length == 8192 and "chat" in chat.capabilities
     assert client.models.retrieve("whisper-base").task == "speech-to-text"
 
 

@@ -57,7 +57,7 @@ def test_info_and_refusals_on_the_real_site(site):
     base, token = site
     info = requests.get(f"{base}/info", headers=_auth(token), timeout=30).json()
     assert info["model_id"] == "gemma-3-270m"
-    assert info["max_total_tokens"] == 1024 and info["model_dtype"] == "Q4_K_M"
+    assert info["max_total_tokens"] == 4096 and info["model_dtype"] == "Q4_K_M"
     assert requests.get(f"{base}/info", timeout=30).status_code == 401
     bad = requests.post(
         f"{base}/generate", json={"inputs": "Hi", "parameters": {"temprature": 1}}, headers=_auth(token), timeout=30

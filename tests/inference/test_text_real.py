@@ -171,3 +171,26 @@ def test_completion_model_continues_plain_text(gemma):
 def test_completion_model_refuses_chat(gemma):
     with pytest.raises(InvalidRequestError, match="no chat template"):
         gemma.chat(QUESTION, SamplingParams())
+
+
+def test_a_long_conversation_leaves_out_its_oldest_exchanges_to_fit():
+    """drop_oldest on the real template and tokenizer: the reply comes, and says how much was left out."""
+    from inference.text import LlamaTextEngine
+    from tests.inference.conftest import THREADS, catalog_spec
+
+    engine = LlamaTextEngine(path=catalog_spec("smollm2-135m-instruct").path, n_ctx=256, threads=THREADS)
+    turns = [ChatMessage("system", "You are brief.")]
+    for n in range(12):
+        turns += [
+            ChatMessage("user", f"Tell me fact number {n} about the sea."),
+            ChatMessage("assistant", "Waves. " * 8),
+        ]
+    turns.append(ChatMessage("user", "And one about rivers?"))
+    params = SamplingParams(temperature=0, max_tokens=32)
+    with pytest.raises(ContextOverflowError):
+        engine.chat(turns, params)
+    chunks = list(engine.chat(turns, params, overflow="drop_oldest"))
+    last = chunks[-1]
+    assert last.dropped_messages >= 2 and last.dropped_messages % 2 == 0  # whole exchanges
+    assert last.usage.prompt_tokens + 32 <= 256
+    assert engine.count_chat_tokens(turns) > 256
