@@ -9,12 +9,14 @@ from channels.security.websocket import WebsocketDenier
 from django.urls import URLPattern, path
 
 from playground.chat.consumers import ChatConsumer
+from playground.compare.consumers import CompareConsumer
 from playground.studio.consumers import SpeechConsumer
 from playground.tokens.throttle import ban_remaining, scope_address
 
 websocket_urlpatterns: list[URLPattern] = [
     path("ws/chat/", ChatConsumer.as_asgi()),
     path("ws/speech/", SpeechConsumer.as_asgi()),
+    path("ws/compare/", CompareConsumer.as_asgi()),
 ]
 
 
