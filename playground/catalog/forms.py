@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from django import forms
@@ -20,6 +21,8 @@ SLIDERS: dict[str, str] = {
     "repetition_penalty": "Repetition penalty",
 }
 BASE = SamplingParams()
+# Every field of the panel, as a reply's saved parameters (Message.params), a preset and the socket name them.
+PANEL_FIELDS = (*SLIDERS, "seed", "stop")
 
 
 def _range_validator(name: str, high: float | None) -> Any:
@@ -110,3 +113,28 @@ class SamplingForm(forms.Form):
             "seed": data.get("seed"),
             "stop": data.get("stop") or [],
         }
+
+
+def panel_params(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The panel's fields out of saved parameters (a reply's Message.params also holds other sampler fields)."""
+    return {name: values[name] for name in PANEL_FIELDS if name in values}
+
+
+def panel_initial(spec: ModelSpec, params: Mapping[str, Any]) -> dict[str, Any]:
+    """Saved parameters as the panel's values for `spec`: each one this model accepts (a value out of its range,
+    e.g. max tokens past a smaller context, is left to the catalog's default); stop as one sequence a line."""
+    data: dict[str, Any] = {}
+    for name, value in panel_params(params).items():
+        if name == "stop":
+            data[name] = "\n".join(str(s) for s in value) if isinstance(value, list | tuple) else str(value or "")
+        else:
+            data[name] = value
+    form = SamplingForm({k: "" if v is None else v for k, v in data.items()}, spec=spec)
+    form.is_valid()
+    return {name: value for name, value in data.items() if name not in form.errors}
+
+
+def panel_defaults(spec: ModelSpec) -> dict[str, Any]:
+    """The panel's values with nothing saved: the model's catalog defaults (seed and stop blank)."""
+    form = SamplingForm(spec=spec)
+    return {name: "" if field.initial is None else field.initial for name, field in form.fields.items()}

@@ -24,9 +24,13 @@ STT_RESPONSE_FORMATS = ("json", "text", "srt", "vtt", "verbose_json")
 # OpenAI's own sampling fields; the SDK accepts them as keyword arguments.
 OPENAI_SAMPLING = ("temperature", "top_p", "max_tokens", "presence_penalty", "frequency_penalty")
 # Our extensions to the OpenAI dialect; the openai SDK must send them through extra_body.
-EXTENSIONS = ("top_k", "repetition_penalty")
+EXTENSIONS = ("top_k", "min_p", "repetition_penalty")
 # Function calling and the reply format: OpenAI's own fields (keyword arguments in the SDK), in this order.
 TOOL_FIELDS = ("tools", "tool_choice", "parallel_tool_calls", "response_format")
+# A conversation's history in a snippet: at most this many messages and characters (content and call arguments),
+# the latest ones, starting at a user message.
+MAX_HISTORY_MESSAGES = 40
+MAX_HISTORY_CHARS = 24_000
 NODE_NOTE = "// Node 20+: save as example.mjs and run `node example.mjs` (an ES module: top-level await)."
 
 
@@ -147,6 +151,29 @@ def _tool_fields(values: dict[str, Any], *, chat: bool) -> dict[str, Any]:
         for name in ("tools", "tool_choice", "parallel_tool_calls"):
             fields.pop(name, None)
     return fields
+
+
+def _message_size(message: dict[str, Any]) -> int:
+    calls = message.get("tool_calls") or []
+    return len(str(message.get("content") or "")) + sum(
+        len(str(c.get("function", {}).get("arguments", ""))) for c in calls
+    )
+
+
+def history_window(history: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
+    """The latest turns of a conversation (OpenAI messages, no system prompt) that fit in a snippet, and how many
+    were left out. The window starts at a user message, so no reply or tool result is cut from what it answers;
+    the last user message and what follows it are always kept."""
+    size, start = 0, len(history)
+    for index in range(len(history) - 1, -1, -1):
+        size += _message_size(history[index])
+        if len(history) - index > MAX_HISTORY_MESSAGES or size > MAX_HISTORY_CHARS:
+            break
+        if history[index].get("role") == "user":
+            start = index
+    if start == len(history):  # no user message fits: keep from the last one anyway
+        start = max((i for i, m in enumerate(history) if m.get("role") == "user"), default=0)
+    return history[start:], start
 
 
 def _speed(value: Any) -> float:

@@ -25,6 +25,7 @@
     choose(root, button.dataset.codeLang);
   });
   document.addEventListener("htmx:afterSwap", init);
+  document.addEventListener("code:updated", init); // playground_state.js put in the snippets for the Playground's state
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init);
   else init();
 })();

@@ -312,7 +312,7 @@ def test_chat_body_has_openai_fields_and_extensions(tmp_path: Path, monkeypatch:
     assert body["repetition_penalty"] == spec.defaults["repetition_penalty"]
     assert "stream" not in body
     (_, (_, kwargs)) = run_python_openai(snippets_for(spec)["openai"].code, tmp_path, monkeypatch)
-    assert kwargs["extra_body"] == {"top_k": 17, "repetition_penalty": 1.1}  # not OpenAI parameters
+    assert kwargs["extra_body"] == {"top_k": 17, "min_p": 0.0, "repetition_penalty": 1.1}  # not OpenAI parameters
     assert "top_k" not in kwargs and kwargs["temperature"] == 0.3
 
 

@@ -133,7 +133,7 @@ def test_playground_renders_history_escaped_with_usage_and_the_panel(rf, user, c
     assert 'id="id_temperature" name="temperature" data-pair="id_temperature_range"' in html
     assert 'value="0.5"' in html  # the catalog default
     assert 'max="2048"' in html  # max tokens bounded by the model's context
-    assert "data-get-code" in html
+    assert "data-get-code" in html and "js/playground_state.js" in html
     assert '<option value="fake-chat" selected>Fake Chat</option>' in html
     assert "fake-completion" not in html  # the picker lists chat models only
     assert "js/markdown.js" in html and "js/chat.js" in html
@@ -178,3 +178,50 @@ def test_card_playground_opens_my_conversation_and_404s_for_anyone_elses(client,
     assert client.get(url, {"tab": "playground", "conversation": "x"}).status_code == 404
     body = client.get(reverse("card", args=["fake-completion"]), {"tab": "playground"}).content.decode()
     assert 'id="completion-app"' in body
+
+
+def test_list_searches_titles_and_message_text_of_my_conversations_only(client, user, conversation, theirs, fake_pool):
+    Message.objects.create(conversation=theirs, role="user", content="hello from them")
+    other = Conversation.objects.create(user=user, model_id="fake-chat", title="Cooking")
+    Message.objects.create(conversation=other, role="user", content="A recipe for Ratatouille, please")
+    client.force_login(user)
+    url = reverse("chat:list")
+    body = client.get(url, {"q": "ratatouille"}).content.decode()
+    assert f'id="conversation-{other.pk}"' in body and f'id="conversation-{conversation.pk}"' not in body
+    body = client.get(url, {"q": "BOLD"}).content.decode()  # the title, case-insensitive
+    assert f'id="conversation-{conversation.pk}"' in body and f'id="conversation-{other.pk}"' not in body
+    body = client.get(url, {"q": "hello"}).content.decode()  # my reply says hello; theirs is not searched
+    assert f'id="conversation-{conversation.pk}"' in body and "Their secret" not in body
+    body = client.get(url, {"q": "nothing like this"}).content.decode()
+    assert "No conversation matches “nothing like this”." in body
+    assert 'value="nothing like this"' in body
+
+
+def test_list_is_paged_and_htmx_gets_only_the_results(client, user, fake_pool):
+    from playground.chat.views import PAGE_SIZE
+
+    for number in range(PAGE_SIZE + 3):
+        Conversation.objects.create(user=user, model_id="fake-chat", title=f"Chat number {number}")
+    client.force_login(user)
+    url = reverse("chat:list")
+    body = client.get(url, {"q": "number"}).content.decode()
+    assert body.count('<tr id="conversation-') == PAGE_SIZE
+    assert f"Page 1 of 2 ({PAGE_SIZE + 3} conversations)" in body and 'rel="next"' in body
+    assert "?q=number&amp;page=2" in body
+    response = client.get(url, {"q": "number", "page": "2"}, headers={"HX-Request": "true"})
+    body = response.content.decode()
+    assert body.lstrip().startswith('<div id="conversation-results">') and "<html" not in body
+    assert body.count('<tr id="conversation-') == 3 and 'rel="prev"' in body
+    assert client.get(url, {"page": "999"}).status_code == 200  # past the end: the last page
+
+
+def test_list_and_playground_offer_the_exports(client, user, conversation, fake_pool):
+    client.force_login(user)
+    body = client.get(reverse("chat:list")).content.decode()
+    assert f'href="{reverse("chat:export_md", args=[conversation.pk])}"' in body
+    assert f'href="{reverse("chat:export_json", args=[conversation.pk])}"' in body
+    url = reverse("card", args=["fake-chat"])
+    body = client.get(url, {"tab": "playground", "conversation": conversation.pk}).content.decode()
+    assert f'id="export-md" download href="{reverse("chat:export_md", args=[conversation.pk])}"' in body
+    body = client.get(url, {"tab": "playground"}).content.decode()
+    assert 'id="chat-export" hidden' in body  # shown by playground_state.js once the first message is saved
