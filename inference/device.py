@@ -38,20 +38,29 @@ class DeviceDecision:
         return self.engines.get(engine, self)
 
 
+# The reasons below are shown to users (the catalog, each card, /health), so they say what it means in plain
+# words; which library said what goes to the server log.
+NO_GPU = "no GPU was found"
+CHECK_FAILED = "the GPU could not be checked (details in the server log)"
+
+
 def _llama_probe() -> tuple[bool, str]:
     try:
         import llama_cpp
         from llama_cpp._ggml import libggml
 
         if not llama_cpp.llama_supports_gpu_offload():
-            return False, "llama.cpp was built without GPU offload"
+            logger.info("llama.cpp was built without GPU offload")
+            return False, "the text engine was installed without GPU support"
         by_type = libggml.ggml_backend_dev_by_type
         by_type.argtypes, by_type.restype = [ctypes.c_int], ctypes.c_void_p
         if not by_type(1):  # GGML_BACKEND_DEVICE_TYPE_GPU
-            return False, "llama.cpp was built with GPU offload but sees no GPU"
+            logger.info("llama.cpp was built with GPU offload but sees no GPU")
+            return False, NO_GPU
     except Exception as exc:  # a broken install must not stop the site
-        return False, f"llama.cpp could not be queried ({exc})"
-    return True, "llama.cpp built with GPU offload and sees a GPU"
+        logger.warning("llama.cpp could not be queried for a GPU: %s", exc)
+        return False, CHECK_FAILED
+    return True, "a GPU was found"
 
 
 def _whisper_probe() -> tuple[bool, str]:
@@ -60,15 +69,18 @@ def _whisper_probe() -> tuple[bool, str]:
 
         count = ctranslate2.get_cuda_device_count()
     except Exception as exc:
-        return False, f"CTranslate2 could not query CUDA ({exc})"
+        logger.warning("CTranslate2 could not query CUDA: %s", exc)
+        return False, CHECK_FAILED
     if count < 1:
-        return False, "no CUDA device visible to CTranslate2"
+        logger.info("no CUDA device visible to CTranslate2")
+        return False, NO_GPU
     from inference.speech import load_cuda_libraries
 
     missing = load_cuda_libraries()
     if missing:
-        return False, f"{count} CUDA device(s), but CTranslate2's CUDA 12 libraries are missing: {missing}"
-    return True, f"{count} CUDA device(s) visible to CTranslate2, cuBLAS 12 loaded"
+        logger.warning("%s CUDA device(s), but CTranslate2's CUDA 12 libraries are missing: %s", count, missing)
+        return False, "a GPU was found, but the CUDA 12 libraries speech recognition needs are not installed"
+    return True, "a GPU was found" if count == 1 else f"{count} GPUs were found"
 
 
 def _piper_probe() -> tuple[bool, str]:
@@ -77,10 +89,12 @@ def _piper_probe() -> tuple[bool, str]:
 
         providers = onnxruntime.get_available_providers()
     except Exception as exc:
-        return False, f"onnxruntime could not be queried ({exc})"
+        logger.warning("onnxruntime could not be queried for CUDA: %s", exc)
+        return False, CHECK_FAILED
     if "CUDAExecutionProvider" not in providers:
-        return False, "onnxruntime has no CUDA provider (the onnxruntime package is the CPU build)"
-    return True, "onnxruntime has a CUDA provider"
+        logger.info("onnxruntime has no CUDA provider (the onnxruntime package is the CPU build)")
+        return False, "the voice engine was installed without GPU support"
+    return True, "a GPU was found"
 
 
 PROBES: dict[str, Callable[[], tuple[bool, str]]] = {
@@ -111,7 +125,9 @@ def decide_device(requested: str = "auto") -> DeviceDecision:
     reasons = {each.reason for each in families.values()}
     if len(reasons) == 1:
         reason = reasons.pop()
-    elif not on_gpu:  # each family's reason names its library
+    elif not on_gpu and any(each.reason == f"CPU because {NO_GPU}" for each in families.values()):
+        reason = f"CPU because {NO_GPU}"  # the one reason that matters: how each engine was installed does not
+    elif not on_gpu:  # each family's reason names its engine
         reason = "; ".join(each.reason.removeprefix("CPU because ") for each in families.values())
     else:
         reason = "; ".join(

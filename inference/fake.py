@@ -78,19 +78,35 @@ class FakeTextEngine:
         stop_event: threading.Event | None = None,
         tools: Sequence[Tool] = (),
         overflow: Overflow = "refuse",
+        continue_final: bool = False,
     ) -> Iterator[TextChunk]:
         if not self.has_chat_template:
             raise InvalidRequestError("this model has no chat template; use plain completion instead")
         if not messages:
             raise InvalidRequestError("messages must not be empty")
+        prefix: list[str] = []
+        if continue_final and messages[-1].role == "assistant":  # the reply goes on: "... and so on"
+            prefix, messages = _tokens(messages[-1].content), messages[:-1]
         words, kept = fit_messages(
-            messages, self._prompt, n_ctx=self.n_ctx, max_tokens=params.max_tokens, overflow=overflow
+            messages,
+            lambda turns: self._prompt(turns) + prefix,
+            n_ctx=self.n_ctx,
+            max_tokens=params.max_tokens,
+            overflow=overflow,
         )
         self.calls.append(
-            {"kind": "chat", "messages": list(kept), "params": params, "grammar": params.grammar, "tools": tools}
+            {
+                "kind": "chat",
+                "messages": list(kept),
+                "params": params,
+                "grammar": params.grammar,
+                "tools": tools,
+                "continued": " ".join(prefix),
+            }
         )
         last = next((m.content for m in reversed(messages) if m.role == "user"), "")
-        stream = self._generate(len(words), f"You said: {last}", params, stop_event)
+        lead = " and so on" if prefix else f"You said: {last}"
+        stream = self._generate(len(words), lead, params, stop_event)
         return with_dropped(stream, len(messages) - len(kept))
 
     def _prompt(self, messages: Sequence[ChatMessage]) -> list[str]:

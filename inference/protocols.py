@@ -49,6 +49,7 @@ class TextEngine(Protocol):
         stop_event: threading.Event | None = None,
         tools: Sequence[Tool] = (),
         overflow: Overflow = "refuse",
+        continue_final: bool = False,
     ) -> Iterator[TextChunk]: ...
 
     def count_chat_tokens(self, messages: Sequence[ChatMessage], tools: Sequence[Tool] = ()) -> int: ...

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import importlib.util
 import io
+import logging
 import threading
 import wave
 from collections.abc import Iterator
@@ -26,6 +27,12 @@ from inference.types import (
 )
 
 BEAM_SIZE = 5
+logger = logging.getLogger(__name__)
+# What a user is told when the audio cannot be decoded; the decoder's own words go to the server log.
+UNDECODABLE = (
+    "the audio could not be decoded: the file is damaged or not in an audio format this server reads "
+    "(such as WAV, MP3, FLAC, Ogg, M4A or WebM)"
+)
 
 
 # CTranslate2 4.8 (faster-whisper) loads CUDA 12's cuBLAS and cuDNN 9 when it first multiplies on the GPU. A
@@ -87,11 +94,12 @@ def decode_capped(source: Any, *, sampling_rate: int, max_seconds: float | None)
     try:
         container = av.open(source, mode="r", metadata_errors="ignore")
     except Exception as exc:  # PyAV raises many types (InvalidDataError, ValueError, ...)
-        raise AudioDecodeError(f"the audio could not be decoded: {exc}") from exc
+        logger.info("audio refused: PyAV could not open it: %s", exc)
+        raise AudioDecodeError(UNDECODABLE) from exc
     with container:
         streams = container.streams.audio
         if not streams:
-            raise AudioDecodeError("the file has no audio stream")
+            raise AudioDecodeError("the file contains no audio track")
         stream = streams[0]
         declared = None
         if stream.duration is not None and stream.time_base is not None:
@@ -120,7 +128,8 @@ def decode_capped(source: Any, *, sampling_rate: int, max_seconds: float | None)
         except AudioTooLongError:
             raise
         except Exception as exc:
-            raise AudioDecodeError(f"the audio could not be decoded: {exc}") from exc
+            logger.info("audio refused: PyAV could not decode it: %s", exc)
+            raise AudioDecodeError(UNDECODABLE) from exc
     if not chunks:
         return np.zeros(0, dtype=np.float32)
     return np.concatenate(chunks).astype(np.float32) / 32768.0
@@ -154,7 +163,7 @@ class WhisperEngine:
             source, sampling_rate=self.model.feature_extractor.sampling_rate, max_seconds=max_seconds
         )
         if samples.size == 0:
-            raise AudioDecodeError("the audio contains no samples")
+            raise AudioDecodeError("the audio is empty: it lasts no time at all")
         return samples
 
     def transcribe(

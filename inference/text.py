@@ -406,12 +406,19 @@ class LlamaTextEngine:
         stop_event: threading.Event | None = None,
         tools: Sequence[Tool] = (),
         overflow: Overflow = "refuse",
+        continue_final: bool = False,
     ) -> Iterator[TextChunk]:
         """The reply; `overflow` "drop_oldest" leaves out the oldest exchanges that do not fit (fit_messages), and
-        the last chunk says how many messages that was."""
+        the last chunk says how many messages that was. With `continue_final` and an assistant message last, the
+        model continues that message: the template up to its turn's opening, then its text as it is (no end of
+        turn), and the chunks are what comes next."""
+        prefix: list[int] = []
+        if continue_final and messages and messages[-1].role == "assistant":
+            prefix = self.llm.tokenize(messages[-1].content.encode(), add_bos=False, special=False)
+            messages = messages[:-1]
         tokens, kept = fit_messages(
             messages,
-            lambda turns: self.chat_prompt_tokens(turns, tools),
+            lambda turns: self.chat_prompt_tokens(turns, tools) + prefix,
             n_ctx=self.n_ctx,
             max_tokens=params.max_tokens,
             overflow=overflow,

@@ -443,10 +443,12 @@ def text_stream(
     background: bool = False,
     tools: ToolUse | None = None,
     overflow: Overflow = "refuse",
+    continue_final: bool = False,
 ) -> Job[TextChunk]:
     """Queue a generation; iterate the job (through Run or run_all) for chunks. A chat model takes messages (or
     the prompt as one user message), a completion model a prompt. The last chunk says why it stopped (and, with
-    `overflow` "drop_oldest", how many of the oldest messages were left out so the rest fit the context).
+    `overflow` "drop_oldest", how many of the oldest messages were left out so the rest fit the context). With
+    `continue_final` a chat's last message, an assistant reply, is continued: the chunks are what comes next.
 
     A chat's tools (and earlier calls and results in its messages) reach the model as its catalog entry says
     (inference/tools.py); `params` carries their grammar (`with_tools`). Background (bulk) generations wait behind
@@ -462,7 +464,7 @@ def text_stream(
         turns, described = _chat_input(spec, messages, tools)
 
         def run(engine: TextEngine, stop: threading.Event) -> Iterator[TextChunk]:
-            return engine.chat(turns, params, stop, described, overflow)
+            return engine.chat(turns, params, stop, described, overflow, continue_final)
 
     else:
         if not prompt:

@@ -6,13 +6,26 @@ sockets are refused before the handshake completes). Every frame is a JSON objec
 Client to server::
 
     {"type": "generate", "mode": "chat", "model": id, "conversation": id | null,
-     "system": str, "content": str, "params": {...panel fields...}, + the tool fields}
+     "system": str, "content": str, "params": {...panel fields...}, "overflow"?: "drop_oldest" | "refuse",
+     + the tool fields}
     {"type": "generate", "mode": "completion", "model": id, "content": str, "params": {...},
      "response_format"?: {...}}
-    {"type": "regenerate", "conversation": id, "model": id (optional), "system": str (optional), "params": {...},
-     + the tool fields}
+    {"type": "regenerate", "conversation": id, "message"?: id, "model"?: id, "system"?: str, "params": {...},
+     "overflow"?, + the tool fields}                         another version of a reply (default: the last one)
+    {"type": "edit", "conversation": id, "message": id, "content": str, "model"?, "system"?, "params",
+     "overflow"?, + the tool fields}                         a new version of a user message, answered
+    {"type": "continue", "conversation": id, "message"?: id, "model"?, "system"?, "params", "overflow"?,
+     + the tool fields}                                      more of the last reply, cut off by max tokens
     {"type": "tool_result", "conversation": id, "results": [{"tool_call_id": str, "content": str}, ...],
      "model": id (optional), "params": {...}, + the tool fields}
+    {"type": "select", "conversation": id, "message": id}    show the branch through that version
+    {"type": "delete", "conversation": id, "message": id}    delete a message (services.message_delete)
+    {"type": "settings", "conversation": id, "overflow": "drop_oldest" | "refuse"}
+                                                              save the conversation's setting now (a new
+                                                              conversation gets it with its first message)
+    {"type": "count", "seq": any, "model": id, "conversation": id | null, "system": str, "content": str,
+     "params": {"max_tokens"}, "overflow"?, + the tool fields}
+                                                              the context meter for the draft (never refused)
     {"type": "stop"}
 
 ``params`` holds the Advanced Parameters panel's fields (temperature, top_p, top_k,
@@ -29,10 +42,19 @@ are saved on the conversation; a frame that carries none of them uses the conver
 conversation: none). ``tool_result`` saves each result as a tool message: every id must be a call of the
 conversation's last reply, and together the results answer all of its calls; then the next reply streams.
 
+A conversation is a tree: each message follows a parent, and messages with the same parent are versions (an
+edited message, a regenerated reply), shown as the branch from the first message down to the conversation's
+leaf. ``overflow`` (saved on the conversation; default "drop_oldest") says what happens when the history and
+max tokens do not fit the model's context: "drop_oldest" leaves out the oldest exchanges after the system
+prompt (never the last message) and the reply says how many messages that was; "refuse" refuses the turn with
+code "context_length_exceeded".
+
 Server to client, in this order for one reply::
 
-    {"type": "conversation", "id": int, "title": str}          chat mode only
     {"type": "queued", "position": n}                         while n-th in the model's line (polled every 0.5 s)
+    {"type": "conversation", "id": int, "title": str, "saved": [{"id": int, "role": str, "versions": [id, ...]}]}
+                                                              chat mode: the model took the turn and it is saved
+                                                              (saved: the user message or tool results it added)
     {"type": "started"}                                       the engine took the request
     {"type": "token", "text": str}                            as generated (model output: render it as text)
     {"type": "tool_call", "index": int, "id": str, "name": str, "arguments": str}
@@ -40,19 +62,35 @@ Server to client, in this order for one reply::
     {"type": "done", "finish_reason": "stop" | "length" | "cancelled" | "tool_calls",
      "usage": {"prompt_tokens": int, "completion_tokens": int},
      "ttft_ms": float | null, "tokens_per_second": float | null, "message_id": int | null,
-     "tool_calls": [{"id": str, "name": str, "arguments": str}, ...]}
+     "tool_calls": [{"id": str, "name": str, "arguments": str}, ...], "dropped_messages": int,
+     "message": {...the saved reply, as in a path frame...} | null}
     {"type": "error", "code": str, "param": str | null, "message": str}
 
-``token`` frames carry only the text outside calls; a call's arguments are the JSON text the model wrote (model
-output too). ``finish_reason`` is "tool_calls" when the reply ended after complete calls.
+Besides replies::
 
-Bad JSON, an unknown type, invalid fields, parameters or tools, or another user's
-conversation id get an error frame with the code, param and message every API route gives for the same
-mistake (playground/contract/errors.py); the socket stays open and nothing saved changes. A reply is held to the
-same time limit as an API request (PLAYGROUND_REQUEST_TIMEOUT): past it the engine stops and an error frame with
-code "timeout" follows. ``stop`` (or a new generate) cancels the running reply in the engine, which still ends with
-a ``done`` frame whose finish reason is "cancelled"; closing the socket cancels it too. Each
-reply, also one cut short, is recorded exactly once (saved message with its tool calls, and model stats).
+    {"type": "path", "conversation": id, "messages": [{"id", "role", "content", "tool_calls", "tool_call_id",
+     "tool_name", "model_id", "usage", "ttft_ms", "tokens_per_second", "finish_reason", "dropped_messages",
+     "versions": [id, ...]}, ...]}                            the branch shown, after select and delete
+    {"type": "count", "seq": any, "n_ctx", "max_tokens", "history_tokens", "draft_tokens", "prompt_tokens",
+     "min_prompt_tokens", "fits": bool, "dropped": int | null, "overflow"}   (services.context_read)
+    {"type": "count", "seq": any, "error": str}              the count could not be made (nothing is refused)
+    {"type": "settings", "conversation": id, "overflow": str}   the setting as saved
+
+``token`` frames carry only the text outside calls; a call's arguments are the JSON text the model wrote (model
+output too). ``finish_reason`` is "tool_calls" when the reply ended after complete calls. ``dropped_messages``
+says how many of the oldest messages were left out so that the rest fit ("drop_oldest").
+
+Nothing of a turn is saved until the model has taken it: an error frame that comes before the turn's
+``conversation`` frame (a refused parameter, a message too long for the context, the time limit while waiting
+in line) means the message was not saved, and the client keeps it in the composer. A turn stopped while still
+in line is saved without a reply. Bad JSON, an unknown type, invalid fields, parameters or tools, or another
+user's conversation or message id get an error frame with the code, param and message every API route gives
+for the same mistake (playground/contract/errors.py); the socket stays open and nothing saved changes. A reply is
+held to the same time limit as an API request (PLAYGROUND_REQUEST_TIMEOUT): past it the engine stops and an
+error frame with code "timeout" follows. ``stop`` (or a new generate) cancels the running reply in the engine,
+which still ends with a ``done`` frame whose finish reason is "cancelled"; closing the socket cancels it too.
+Each reply, also one cut short, is recorded exactly once (saved message with its tool calls, and model stats);
+a continuation is appended to the reply it continues.
 """
 
 from __future__ import annotations
@@ -68,11 +106,11 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 
 from inference import EngineError, Job, SamplingParams, TextChunk
 from inference.tools import CallEnd, TextPiece, ToolEvent
-from playground import serving
+from playground import engines, serving
 from playground.chat import services
 from playground.chat.forms import GenerateForm, sampling_form
-from playground.chat.models import Conversation
-from playground.chat.selectors import conversation_get
+from playground.chat.models import Conversation, Message
+from playground.chat.selectors import conversation_get, conversation_messages, conversation_path, message_data
 from playground.contract.errors import Problem, problem
 from playground.contract.fields import json_parse
 from playground.usage.services import Caller, caller_set, measured
@@ -82,6 +120,7 @@ logger = logging.getLogger(__name__)
 QUEUE_POLL_SECONDS = 0.5
 QUEUE_FIRST_CHECK_SECONDS = 0.1
 DRAIN_SECONDS = 10.0  # how long a cancelled reply may take to hand back its usage
+MAX_DRAFT_LENGTH = 100_000  # characters of a message (GenerateForm's content), also in an edit or a count
 
 
 @dataclass
@@ -108,11 +147,42 @@ def _form_problem(form: Any) -> Problem:
     return Problem("invalid_parameter", message, param=name)
 
 
+def _accept(turn: services.Turn) -> tuple[services.Turn, dict[str, Any]]:
+    """Save an accepted turn; the turn as saved and its `conversation` frame."""
+    turn = services.turn_accept(turn)
+    conversation = turn.conversation
+    assert conversation is not None
+    saved = []
+    for pk in turn.saved:
+        row = Message.objects.get(pk=pk)
+        versions = Message.objects.filter(conversation=conversation, parent_id=row.parent_id)
+        saved.append({"id": pk, "role": row.role, "versions": list(versions.values_list("pk", flat=True))})
+    frame = {"type": "conversation", "id": conversation.pk, "title": conversation.title, "saved": saved}
+    return turn, frame
+
+
+def _path_frame(conversation: Conversation) -> dict[str, Any]:
+    conversation.refresh_from_db()
+    messages = [message_data(m) for m in conversation_messages(conversation)]
+    return {"type": "path", "conversation": conversation.pk, "messages": messages}
+
+
+def _reply_data(message: Message | None) -> dict[str, Any] | None:
+    """The saved reply as a path frame carries it (its versions read again: a regenerate added one)."""
+    if message is None:
+        return None
+    versions = Message.objects.filter(conversation_id=message.conversation_id, parent_id=message.parent_id)
+    message.version_ids = list(versions.values_list("pk", flat=True))  # type: ignore[attr-defined]
+    return message_data(message)
+
+
 class ChatConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         self.user = self.scope.get("user")
         self.reply: Reply | None = None
         self.task: asyncio.Task[None] | None = None
+        self.count_task: asyncio.Task[None] | None = None
+        self.count_next: dict[str, Any] | None = None
         self.closed = False
         if self.user is None or not self.user.is_authenticated:
             await self.close(code=4401)
@@ -123,6 +193,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def disconnect(self, code: int) -> None:
         self.closed = True
+        if self.count_task is not None:
+            self.count_task.cancel()
         await self._cancel_running()
 
     async def send_json(self, content: dict[str, Any]) -> None:
@@ -147,7 +219,23 @@ class ChatConsumer(AsyncWebsocketConsumer):
             if self.reply is not None:
                 self.reply.job.cancel()  # the stream still ends with its usage and "cancelled"
             return
-        handlers = {"generate": self.generate, "regenerate": self.regenerate, "tool_result": self.tool_result}
+        if kind == "count":
+            # In a task of its own (counting must not hold up a stop frame or a reply), one at a time and the latest
+            # frame only: a burst of keystrokes, or of hostile frames, costs one count running and one waiting.
+            self.count_next = frame
+            if self.count_task is None or self.count_task.done():
+                self.count_task = asyncio.create_task(self._counts())
+            return
+        handlers = {
+            "generate": self.generate,
+            "regenerate": self.regenerate,
+            "edit": self.edit,
+            "continue": self.continue_reply,
+            "tool_result": self.tool_result,
+            "select": self.select,
+            "delete": self.delete,
+            "settings": self.settings,
+        }
         handler = handlers.get(kind) if isinstance(kind, str) else None
         if handler is None:
             await self.send_error(Problem("invalid_parameter", f"unknown frame type {kind!r}", param="type"))
@@ -170,6 +258,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if params is None:
             return
         chat = data["mode"] == "chat"
+        overflow = services.overflow_parse(frame.get("overflow")) if chat else None
         conversation = None
         if chat and data["conversation"] is not None:
             conversation = await database_sync_to_async(conversation_get)(
@@ -182,18 +271,19 @@ class ChatConsumer(AsyncWebsocketConsumer):
             reader = serving.ReplyReader(model_id=data["model"], use=None)
             self._start(Reply(job=job, model_id=data["model"], params=setup.params, turn=None, reader=reader))
             return
-        turn = await database_sync_to_async(services.turn_start)(
+        turn = await database_sync_to_async(services.turn_prepare)(
             user=self.user,
             model_id=data["model"],
             conversation=conversation,
             system_prompt=data["system"],
             content=data["content"],
             tool_fields=setup.fields,
+            overflow=overflow,
         )
         await self._stream_turn(turn, data["model"], setup)
 
     async def _conversation(self, frame: dict[str, Any]) -> Conversation | None:
-        """The user's conversation a regenerate or tool_result frame names (an error frame when it names none)."""
+        """The user's conversation a frame names (an error frame when it names none)."""
         conversation_id = frame.get("conversation")
         if not isinstance(conversation_id, int) or isinstance(conversation_id, bool):
             await self.send_error(
@@ -213,24 +303,88 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return None
         return str(model_id)
 
-    async def regenerate(self, frame: dict[str, Any]) -> None:
+    async def _again(self, frame: dict[str, Any]) -> tuple[Conversation, str, services.ToolSetup] | None:
+        """What regenerate, edit and continue frames share: the conversation, the model, the parameters and tools
+        (an error frame, and None, for the first that is wrong)."""
         conversation = await self._conversation(frame)
         if conversation is None:
-            return
+            return None
         model_id = await self._chat_model(frame, conversation)
         if model_id is None:
-            return
+            return None
         params = await self._params(model_id, frame.get("params"))
         if params is None:
-            return
+            return None
         setup = await self._tools(model_id, params, frame, conversation)
+        return conversation, model_id, setup
+
+    async def regenerate(self, frame: dict[str, Any]) -> None:
+        found = await self._again(frame)
+        if found is None:
+            return
+        conversation, model_id, setup = found
+        overflow = services.overflow_parse(frame.get("overflow"))
         await self._cancel_running()
         system = frame.get("system")
         turn = await database_sync_to_async(services.turn_regenerate)(
             conversation=conversation,
             model_id=model_id,
+            message_id=frame.get("message"),
             system_prompt=system if isinstance(system, str) else None,
             tool_fields=setup.fields,
+            overflow=overflow,
+        )
+        await self._stream_turn(turn, model_id, setup)
+
+    async def edit(self, frame: dict[str, Any]) -> None:
+        content = frame.get("content")
+        if not isinstance(content, str):
+            await self.send_error(
+                Problem("missing_required_parameter", "content: the message's new text is required", param="content")
+            )
+            return
+        if len(content) > MAX_DRAFT_LENGTH:
+            await self.send_error(
+                Problem(
+                    "invalid_parameter",
+                    f"content: at most {MAX_DRAFT_LENGTH} characters (got {len(content)})",
+                    param="content",
+                )
+            )
+            return
+        found = await self._again(frame)
+        if found is None:
+            return
+        conversation, model_id, setup = found
+        overflow = services.overflow_parse(frame.get("overflow"))
+        await self._cancel_running()
+        system = frame.get("system")
+        turn = await database_sync_to_async(services.turn_edit)(
+            conversation=conversation,
+            message_id=frame.get("message"),
+            model_id=model_id,
+            content=content,
+            system_prompt=system if isinstance(system, str) else None,
+            tool_fields=setup.fields,
+            overflow=overflow,
+        )
+        await self._stream_turn(turn, model_id, setup)
+
+    async def continue_reply(self, frame: dict[str, Any]) -> None:
+        found = await self._again(frame)
+        if found is None:
+            return
+        conversation, model_id, setup = found
+        overflow = services.overflow_parse(frame.get("overflow"))
+        await self._cancel_running()
+        system = frame.get("system")
+        turn = await database_sync_to_async(services.turn_continue)(
+            conversation=conversation,
+            model_id=model_id,
+            message_id=frame.get("message"),
+            system_prompt=system if isinstance(system, str) else None,
+            tool_fields=setup.fields,
+            overflow=overflow,
         )
         await self._stream_turn(turn, model_id, setup)
 
@@ -246,11 +400,102 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if params is None:
             return
         setup = await self._tools(model_id, params, frame, conversation)
+        overflow = services.overflow_parse(frame.get("overflow"))
         await self._cancel_running()  # the reply being answered is recorded first
         turn = await database_sync_to_async(services.turn_tool_results)(
-            conversation=conversation, model_id=model_id, results=results, tool_fields=setup.fields
+            conversation=conversation, model_id=model_id, results=results, tool_fields=setup.fields, overflow=overflow
         )
         await self._stream_turn(turn, model_id, setup)
+
+    async def select(self, frame: dict[str, Any]) -> None:
+        conversation = await self._conversation(frame)
+        if conversation is None:
+            return
+        await self._cancel_running()
+        await database_sync_to_async(services.conversation_select)(
+            conversation=conversation, message_id=frame.get("message")
+        )
+        await self.send_json(await database_sync_to_async(_path_frame)(conversation))
+
+    async def delete(self, frame: dict[str, Any]) -> None:
+        conversation = await self._conversation(frame)
+        if conversation is None:
+            return
+        await self._cancel_running()
+        await database_sync_to_async(services.message_delete)(
+            conversation=conversation, message_id=frame.get("message")
+        )
+        await self.send_json(await database_sync_to_async(_path_frame)(conversation))
+
+    async def settings(self, frame: dict[str, Any]) -> None:
+        conversation = await self._conversation(frame)
+        if conversation is None:
+            return
+        overflow = services.overflow_parse(frame.get("overflow"))
+        await database_sync_to_async(services.conversation_settings_save)(conversation=conversation, overflow=overflow)
+        await self.send_json({"type": "settings", "conversation": conversation.pk, "overflow": conversation.overflow})
+
+    async def _counts(self) -> None:
+        while self.count_next is not None:
+            frame, self.count_next = self.count_next, None
+            await self.count(frame)
+
+    async def count(self, frame: dict[str, Any]) -> None:
+        """The context meter's reading (services.context_read); a count that cannot be made says why in its own
+        frame, never as an error frame (those are about a message being sent)."""
+        seq = frame.get("seq")
+        try:
+            reading = await self._count(frame)
+        except asyncio.CancelledError:
+            raise
+        except (EngineError, Conversation.DoesNotExist) as exc:
+            message = str(exc) if isinstance(exc, EngineError) else "conversation not found"
+            await self.send_json({"type": "count", "seq": seq, "error": message})
+            return
+        except Exception:
+            logger.exception("counting a prompt failed")
+            await self.send_json({"type": "count", "seq": seq, "error": "the count failed; see the server log"})
+            return
+        await self.send_json({"type": "count", "seq": seq, **reading})
+
+    async def _count(self, frame: dict[str, Any]) -> dict[str, Any]:
+        model_id = frame.get("model")
+        spec = serving.model_for(model_id=model_id, tasks=("text-to-text",), where="the chat Playground")
+        system, draft = frame.get("system"), frame.get("content")
+        system = system if isinstance(system, str) else ""
+        draft = draft if isinstance(draft, str) else ""
+        if len(draft) > MAX_DRAFT_LENGTH or len(system) > MAX_DRAFT_LENGTH:
+            raise Problem("invalid_parameter", "content: too long to count", param="content")
+        conversation, path = None, []
+        conversation_id = frame.get("conversation")
+        if isinstance(conversation_id, int) and not isinstance(conversation_id, bool):
+            conversation = await database_sync_to_async(conversation_get)(
+                user=self.user, conversation_id=conversation_id
+            )
+            path = await database_sync_to_async(conversation_path)(conversation=conversation)
+        raw = frame.get("params")
+        max_tokens = raw.get("max_tokens") if isinstance(raw, dict) else None
+        form = sampling_form(model_id=spec.id, data={"max_tokens": max_tokens})
+        if not form.is_valid():
+            form = sampling_form(model_id=spec.id, data={})
+            form.is_valid()
+        overflow = services.overflow_parse(frame.get("overflow"))
+        if overflow is None:
+            overflow = conversation.overflow if conversation is not None else "drop_oldest"
+        if any(key in frame for key in services.TOOL_KEYS):
+            fields = {key: frame[key] for key in services.TOOL_KEYS if key in frame}
+        else:
+            fields = conversation.tool_fields() if conversation is not None else {}
+        return await asyncio.to_thread(
+            services.context_read,
+            model_id=spec.id,
+            system_prompt=system,
+            path=path,
+            draft=draft,
+            max_tokens=int(form.cleaned_data["max_tokens"] or engines.get_pool().spec(spec.id).n_ctx),
+            overflow=str(overflow),
+            tools=services.count_tools(fields),
+        )
 
     async def _params(self, model_id: str, data: Any) -> SamplingParams | None:
         form = sampling_form(model_id=model_id, data=data)
@@ -280,8 +525,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
         )
 
     async def _stream_turn(self, turn: services.Turn, model_id: str, setup: services.ToolSetup) -> None:
-        await self.send_json({"type": "conversation", "id": turn.conversation.pk, "title": turn.conversation.title})
-        job = services.reply_stream(model_id=model_id, params=setup.params, messages=turn.history, tools=setup.use)
+        job = services.reply_stream(
+            model_id=model_id,
+            params=setup.params,
+            messages=turn.history,
+            tools=setup.use,
+            overflow=turn.overflow_mode,
+            continue_final=turn.continues is not None,
+        )
         reader = serving.ReplyReader(model_id=model_id, use=setup.use)
         self._start(Reply(job=job, model_id=model_id, params=setup.params, turn=turn, reader=reader))
 
@@ -321,24 +572,35 @@ class ChatConsumer(AsyncWebsocketConsumer):
             logger.exception("streaming a reply on %s failed", reply.model_id)
             await self.send_error(Problem("engine_error", "the reply failed; see the server log"))
 
+    async def _accept_turn(self, reply: Reply) -> None:
+        """Save the turn (the model took it, or it was stopped in line: nothing refused it) and say so."""
+        if reply.turn is None or reply.turn.accepted:
+            return
+        reply.turn, frame = await database_sync_to_async(_accept)(reply.turn)
+        await self.send_json(frame)
+
     async def _stream_reply(self, reply: Reply) -> None:
         job = reply.job
         poller = asyncio.create_task(self._report_queue(job))
         started = False
-        finish, usage = None, None
+        finish, usage, dropped = None, None, 0
         try:
             async for chunk in serving.Run(job):
                 if not started:
                     poller.cancel()
                     started = True
+                    await self._accept_turn(reply)  # not before: a refused turn is never saved
                     await self.send_json({"type": "started"})
                 if chunk.text:
                     await self._send_events(reply, reply.reader.feed(chunk.text))
                     if reply.reader.repeated:
                         job.cancel()  # a repeated call ends the reply; the last chunk, with the usage, follows
                 if chunk.finish_reason is not None:
-                    finish, usage = chunk.finish_reason, chunk.usage
-        except EngineError as exc:  # a refusal, or the time limit (the engine is stopped)
+                    finish, usage, dropped = chunk.finish_reason, chunk.usage, chunk.dropped_messages
+            if not started:
+                await self._accept_turn(reply)
+        except EngineError as exc:  # a refusal, the time limit (the engine is stopped), or the turn's saving
+            job.cancel()
             await self.send_error(exc)
             return
         finally:
@@ -356,6 +618,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
                     "tokens_per_second": None,
                     "message_id": None,
                     "tool_calls": [],
+                    "dropped_messages": 0,
+                    "message": None,
                 }
             )
             return
@@ -368,17 +632,23 @@ class ChatConsumer(AsyncWebsocketConsumer):
         meter = measured(job)
         ttft = meter.ttft_seconds if meter else None
         tps = meter.tokens_per_second if meter else None
-        message = await database_sync_to_async(services.reply_record)(
-            model_id=reply.model_id,
-            params=reply.params,
-            text="".join(reply.parts),
-            finish_reason=finish_reason,
-            usage=usage,
-            ttft_seconds=ttft,
-            tokens_per_second=tps,
-            turn=reply.turn,
-            tool_calls=calls,
-        )
+
+        def record() -> dict[str, Any] | None:
+            message = services.reply_record(
+                model_id=reply.model_id,
+                params=reply.params,
+                text="".join(reply.parts),
+                finish_reason=finish_reason,
+                usage=usage,
+                ttft_seconds=ttft,
+                tokens_per_second=tps,
+                turn=reply.turn,
+                tool_calls=calls,
+                dropped_messages=dropped,
+            )
+            return _reply_data(message)
+
+        saved = await database_sync_to_async(record)()
         await self.send_json(
             {
                 "type": "done",
@@ -386,8 +656,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 "usage": {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens},
                 "ttft_ms": None if ttft is None else round(ttft * 1000, 1),
                 "tokens_per_second": None if tps is None else round(tps, 2),
-                "message_id": message.pk if message else None,
+                "message_id": saved["id"] if saved else None,
                 "tool_calls": services.calls_json(calls),
+                "dropped_messages": dropped,
+                "message": saved,
             }
         )
 

@@ -17,6 +17,11 @@ def pretty_json(text: str) -> str:
         return text
 
 
+class Overflow(models.TextChoices):
+    DROP_OLDEST = "drop_oldest", "Leave out the oldest turns"
+    REFUSE = "refuse", "Refuse the message"
+
+
 class Conversation(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="conversations")
     model_id = models.CharField(max_length=100, help_text="The model of the latest reply.")
@@ -27,6 +32,13 @@ class Conversation(models.Model):
     tool_choice = models.JSONField(null=True, blank=True, help_text='"auto", "none", "required" or a named function.')
     parallel_tool_calls = models.BooleanField(null=True, blank=True)
     response_format = models.JSONField(null=True, blank=True, help_text="null: free text.")
+    # What a turn does when the history and max tokens do not fit the model's context (inference.types.Overflow).
+    overflow = models.CharField(max_length=16, choices=Overflow.choices, default=Overflow.DROP_OLDEST)
+    # The end of the branch shown: the conversation is the path from its first message down to this one (edits and
+    # regenerated replies are other branches, kept). Null: nothing yet, or rows saved before branches existed.
+    leaf = models.ForeignKey(
+        "Message", on_delete=models.SET_NULL, null=True, blank=True, related_name="+", help_text="The branch shown."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -81,6 +93,9 @@ class Message(models.Model):
         TOOL = "tool"
 
     conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
+    # The message this one follows (null: the conversation's first). Messages with the same parent are versions of
+    # one turn: an edited message, a regenerated reply. Deleting a message deletes what follows it on its branch.
+    parent = models.ForeignKey("self", on_delete=models.CASCADE, null=True, blank=True, related_name="children")
     role = models.CharField(max_length=16, choices=Role.choices)
     content = models.TextField(blank=True)
     # An assistant reply's calls, [{"id", "name", "arguments" (JSON text)}]; null when it made none.
@@ -95,6 +110,8 @@ class Message(models.Model):
     ttft_ms = models.FloatField(null=True, blank=True)
     tokens_per_second = models.FloatField(null=True, blank=True)
     finish_reason = models.CharField(max_length=16, blank=True)
+    # How many of the oldest messages were left out of the prompt so that the rest fit the context.
+    dropped_messages = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -56,6 +56,8 @@
       parts.push(Number(frame.tokens_per_second).toFixed(1) + " tok/s");
     }
     if (frame.finish_reason) parts.push("finish: " + frame.finish_reason);
+    const dropped = frame.dropped_messages || 0;
+    if (dropped) parts.push(dropped + " oldest message" + (dropped === 1 ? "" : "s") + " left out to fit the context");
     return parts.join(" · ");
   }
 
@@ -274,10 +276,11 @@
       return result;
     }
 
-    // The frame's tool fields ({fields}), or {problem, focus} for what the user must fix first.
-    function check() {
-      const tools = refreshTools();
-      if (tools.problem) return { problem: tools.problem, focus: editor };
+    // The frame's tool fields as the panel stands ({fields}, or {problem}), leaving the panel's notes alone (the
+    // context meter reads them on every count; a refusal shown beside the fields stays).
+    function peek() {
+      const tools = checkTools(editor.value);
+      if (tools.problem) return { problem: tools.problem };
       const fields = { tools: null, tool_choice: null, parallel_tool_calls: null, response_format: null };
       if (tools.tools.length) {
         fields.tools = tools.tools;
@@ -289,11 +292,22 @@
       if (format.value === "json_object") {
         fields.response_format = { type: "json_object" };
       } else if (format.value === "json_schema") {
-        const schema = refreshSchema();
-        if (schema.problem) return { problem: schema.problem, focus: schemaEditor.value.trim() ? schemaEditor : schemaName };
+        const schema = checkSchema(schemaName.value, schemaEditor.value);
+        if (schema.problem) return { problem: schema.problem };
         fields.response_format = { type: "json_schema", json_schema: { name: schemaName.value.trim(), schema: schema.schema } };
       }
       return { fields: fields };
+    }
+
+    // The frame's tool fields ({fields}), or {problem, focus} for what the user must fix first (said beside it).
+    function check() {
+      const tools = refreshTools();
+      if (tools.problem) return { problem: tools.problem, focus: editor };
+      if (format.value === "json_schema") {
+        const schema = refreshSchema();
+        if (schema.problem) return { problem: schema.problem, focus: schemaEditor.value.trim() ? schemaEditor : schemaName };
+      }
+      return peek();
     }
 
     // Show a problem where it is: open the panel and move to the field.
@@ -337,7 +351,7 @@
     if (format.selectedIndex < 0) format.value = "text";
     refreshTools();
     refreshSchema();
-    return { check: check, reveal: reveal, serverProblem: serverProblem };
+    return { check: check, peek: peek, reveal: reveal, serverProblem: serverProblem };
   }
 
   // --- Chat -------------------------------------------------------------------------------
@@ -353,18 +367,30 @@
     const status = document.getElementById("chat-status");
     const title = document.getElementById("chat-title");
     const picker = document.getElementById("chat-model");
+    const overflowPicker = document.getElementById("chat-overflow");
+    const contextBar = document.getElementById("context-bar");
+    const meter = document.getElementById("context-meter");
+    const meterText = document.getElementById("context-text");
     const raw = new WeakMap(); // message element -> its text as written (copy and re-render)
     let conversation = app.dataset.conversation ? parseInt(app.dataset.conversation, 10) : null;
-    let current = null; // the assistant message being streamed
-    let pendingUser = null; // the user's message until the server confirms it was saved
-    let pendingResults = null; // {messages, form}: tool results sent, until the server confirms they were saved
+    let current = null; // the assistant message being streamed (a new one, or the one a Continue extends)
+    // What a sent turn changed on the page, until the server says it was saved ("conversation" frame); an error
+    // before that puts the page back: {added, detached, continued, text, giveBack, onSaved}.
+    let pending = null;
     toolsPanel = initToolsPanel();
     let busy = false;
     let connected = false;
     let renderQueued = false;
+    let countSeq = 0; // the latest count frame sent: older readings are ignored
+    let countTimer = null;
+    let refocus = null; // after a path frame: the version button to give the focus back to
 
     function setStatus(text, isError) {
       showStatus(status, text, isError);
+    }
+
+    function modelId() {
+      return picker ? picker.value : app.dataset.model;
     }
 
     function setBusy(value) {
@@ -372,6 +398,9 @@
       sendButton.disabled = value || !connected;
       stopButton.classList.toggle("hidden", !value);
       regenButton.disabled = value || !connected || conversation === null || !log.querySelector(".msg-user");
+      for (const button of log.querySelectorAll(".msg-action")) {
+        button.disabled = value || !connected || button.dataset.edge === "true";
+      }
     }
 
     function renderBody(message) {
@@ -384,8 +413,8 @@
       }
     }
 
-    // `call`: for a tool result, the call it answers ({id, name}).
-    function makeMessage(role, text, call) {
+    // `call`: for a tool result, the call it answers ({id, name}); `model`: a reply's model (default: the picker's).
+    function makeMessage(role, text, call, model) {
       const message = document.createElement("article");
       message.className = "msg msg-" + role;
       message.dataset.role = role;
@@ -395,10 +424,10 @@
       who.className = "msg-role";
       who.textContent = { assistant: "Assistant", tool: "Result of " }[role] || "You";
       if (role === "assistant") {
-        const model = document.createElement("span");
-        model.className = "muted";
-        model.textContent = " · " + (picker ? picker.value : app.dataset.model);
-        who.appendChild(model);
+        const name = document.createElement("span");
+        name.className = "muted";
+        name.textContent = " · " + (model || modelId());
+        who.appendChild(name);
       } else if (role === "tool") {
         message.dataset.toolCallId = call.id;
         const name = document.createElement("code");
@@ -430,6 +459,387 @@
 
     function scrollToEnd() {
       log.scrollTop = log.scrollHeight;
+    }
+
+    // --- Versions and message actions: ‹n/m›, Edit, Regenerate, Continue, Delete (built here for every message,
+    // from its data-message-id, data-versions and data-finish).
+
+    function actionButton(label, action, ariaLabel) {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "msg-action";
+      button.dataset.action = action;
+      button.textContent = label;
+      if (ariaLabel) button.setAttribute("aria-label", ariaLabel);
+      return button;
+    }
+
+    function decorate(message) {
+      const head = message.querySelector(".msg-head");
+      const old = head.querySelector(".msg-tools");
+      if (old) old.remove();
+      const id = message.dataset.messageId;
+      const role = message.dataset.role;
+      if (!id || message.classList.contains("streaming") || message.classList.contains("editing")) return;
+      const tools = document.createElement("div");
+      tools.className = "msg-tools";
+      const versions = (message.dataset.versions || id).split(",").filter(Boolean);
+      const index = versions.indexOf(id);
+      if (versions.length > 1 && index >= 0) {
+        const nav = document.createElement("span");
+        nav.className = "msg-versions";
+        const previous = actionButton("‹", "version", "Previous version");
+        const next = actionButton("›", "version", "Next version");
+        previous.dataset.target = versions[index - 1] || "";
+        next.dataset.target = versions[index + 1] || "";
+        previous.dataset.edge = String(index === 0);
+        next.dataset.edge = String(index === versions.length - 1);
+        const counter = document.createElement("span");
+        counter.className = "msg-version";
+        counter.textContent = index + 1 + "/" + versions.length;
+        counter.setAttribute("aria-label", "Version " + (index + 1) + " of " + versions.length);
+        nav.append(previous, counter, next);
+        tools.appendChild(nav);
+      }
+      if (role === "user") {
+        tools.appendChild(actionButton("Edit", "edit", "Edit this message"));
+      } else if (role === "assistant") {
+        const last = log.lastElementChild === message;
+        if (last && message.dataset.finish === "length" && !message.querySelector(".tool-call")) {
+          tools.appendChild(actionButton("Continue", "continue", "Continue this reply"));
+        }
+        tools.appendChild(actionButton("Regenerate", "regenerate", "Generate this reply again"));
+      }
+      if (role !== "tool") tools.appendChild(actionButton("Delete", "delete", "Delete this message"));
+      head.insertBefore(tools, head.querySelector(".msg-copy"));
+    }
+
+    function decorateAll() {
+      for (const message of log.querySelectorAll(".msg")) decorate(message);
+      setBusy(busy);
+    }
+
+    function setSaved(message, data) {
+      message.dataset.messageId = String(data.id);
+      message.dataset.versions = (data.versions || [data.id]).join(",");
+      if (data.role === "assistant" || data.finish_reason !== undefined) message.dataset.finish = data.finish_reason || "";
+    }
+
+    // The branch the server shows (after a version was picked or a message deleted), drawn from its data.
+    function renderPath(messages) {
+      closeEditors();
+      log.replaceChildren();
+      for (const data of messages) {
+        const call = data.role === "tool" ? { id: data.tool_call_id, name: data.tool_name } : null;
+        const message = makeMessage(data.role, data.content, call, data.model_id);
+        setSaved(message, data);
+        if (data.role === "assistant") {
+          for (const item of data.tool_calls || []) addCall(message, item);
+          message.querySelector(".msg-meta").textContent = metaText(data);
+        }
+      }
+      const last = log.lastElementChild;
+      if (last && last.dataset.role === "assistant") offerResults(last);
+      decorateAll();
+      if (refocus) {
+        const target = log.querySelector('.msg[data-message-id="' + CSS.escape(refocus.id) + '"]');
+        const buttons = target ? [...target.querySelectorAll(".msg-versions .msg-action")] : [];
+        const button = buttons.find((b) => b.getAttribute("aria-label") === refocus.label && !b.disabled) ||
+          buttons.find((b) => !b.disabled);
+        if (button) button.focus();
+        refocus = null;
+      }
+    }
+
+    // --- A turn in flight: what it changed on the page, put back if the server refuses it before saving it.
+
+    function beginTurn(change) {
+      pending = {
+        added: change.added || [],
+        detached: change.detached || [],
+        continued: change.continued || null,
+        text: change.continued ? raw.get(change.continued) : null,
+        giveBack: change.giveBack || null,
+        onSaved: change.onSaved || null,
+      };
+    }
+
+    function confirmTurn(saved) {
+      if (!pending) return;
+      pending.added.forEach((message, index) => {
+        if (saved[index]) setSaved(message, saved[index]);
+      });
+      if (pending.onSaved) pending.onSaved();
+      pending = null;
+    }
+
+    function undoTurn() {
+      if (!pending) return;
+      const turn = pending;
+      pending = null;
+      for (const message of turn.added) message.remove();
+      for (const message of turn.detached) log.appendChild(message);
+      if (turn.continued) {
+        raw.set(turn.continued, turn.text);
+        renderBody(turn.continued);
+        turn.continued.classList.remove("streaming");
+      }
+      if (turn.giveBack) turn.giveBack();
+    }
+
+    // Remove a message and everything after it from the page (kept, to put back).
+    function detachFrom(message) {
+      const removed = [];
+      let node = message;
+      while (node) {
+        const next = node.nextElementSibling;
+        removed.push(node);
+        node.remove();
+        node = next;
+      }
+      return removed;
+    }
+
+    // What every turn frame carries besides its own fields; null when the Tools panel has a problem (shown).
+    function turnFields() {
+      const tools = toolsPanel ? toolsPanel.check() : { fields: {} };
+      if (tools.problem) {
+        setStatus(tools.problem, true);
+        toolsPanel.reveal(tools);
+        return null;
+      }
+      const fields = { model: modelId(), system: system.value, params: panelParams(), ...tools.fields };
+      if (overflowPicker) fields.overflow = overflowPicker.value;
+      return fields;
+    }
+
+    function notConnected() {
+      setStatus("Not connected yet; try again in a moment.", true);
+    }
+
+    function startReply() {
+      current = makeMessage("assistant", "");
+      current.classList.add("streaming");
+      setStatus("Sending…");
+      setBusy(true);
+      scrollToEnd();
+    }
+
+    // --- Edit: the message's text in a box; saving sends it as a new version, answered from there.
+
+    function closeEditors() {
+      for (const editor of log.querySelectorAll(".msg-editor")) {
+        const message = editor.closest(".msg");
+        editor.remove();
+        message.querySelector(".msg-body").hidden = false;
+        message.classList.remove("editing");
+        decorate(message);
+      }
+    }
+
+    function openEditor(message, text) {
+      closeEditors();
+      const editor = document.createElement("form");
+      editor.className = "msg-editor";
+      const label = document.createElement("label");
+      const area = document.createElement("textarea");
+      area.id = "edit-" + message.dataset.messageId;
+      area.rows = Math.min(8, Math.max(2, text.split("\n").length));
+      area.value = text;
+      label.htmlFor = area.id;
+      label.className = "visually-hidden";
+      label.textContent = "Edit your message";
+      const buttons = document.createElement("div");
+      buttons.className = "chat-buttons";
+      const save = document.createElement("button");
+      save.type = "submit";
+      save.className = "primary";
+      save.textContent = "Save and send";
+      const cancel = document.createElement("button");
+      cancel.type = "button";
+      cancel.textContent = "Cancel";
+      buttons.append(save, cancel);
+      editor.append(label, area, buttons);
+      message.classList.add("editing");
+      message.querySelector(".msg-body").hidden = true;
+      decorate(message);
+      message.insertBefore(editor, message.querySelector(".msg-body").nextSibling);
+      const close = () => {
+        closeEditors();
+        const edit = message.querySelector('.msg-action[data-action="edit"]');
+        if (edit) edit.focus();
+      };
+      cancel.addEventListener("click", close);
+      area.addEventListener("keydown", (event) => {
+        if (event.key === "Escape") {
+          event.preventDefault();
+          close();
+        } else if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+          event.preventDefault();
+          editor.requestSubmit();
+        }
+      });
+      editor.addEventListener("submit", (event) => {
+        event.preventDefault();
+        sendEdit(message, area.value);
+      });
+      area.focus();
+      area.setSelectionRange(area.value.length, area.value.length);
+    }
+
+    function sendEdit(message, text) {
+      if (!text.trim() || busy) return;
+      const fields = turnFields();
+      if (!fields) return;
+      const id = parseInt(message.dataset.messageId, 10);
+      if (!socket.send({ type: "edit", conversation: conversation, message: id, content: text, ...fields })) {
+        notConnected();
+        return;
+      }
+      closeEditors();
+      dropResultForms();
+      const detached = detachFrom(message);
+      const edited = makeMessage("user", text);
+      beginTurn({ added: [edited], detached: detached, giveBack: () => openEditor(message, text) });
+      startReply();
+    }
+
+    function regenerate(message) {
+      if (busy || conversation === null) return;
+      const fields = turnFields();
+      if (!fields) return;
+      const frame = { type: "regenerate", conversation: conversation, ...fields };
+      if (message && message.dataset.messageId) frame.message = parseInt(message.dataset.messageId, 10);
+      if (!socket.send(frame)) {
+        notConnected();
+        return;
+      }
+      closeEditors();
+      dropResultForms();
+      beginTurn({ detached: message ? detachFrom(message) : [] });
+      startReply();
+    }
+
+    function continueReply(message) {
+      if (busy || conversation === null) return;
+      const fields = turnFields();
+      if (!fields) return;
+      const id = parseInt(message.dataset.messageId, 10);
+      if (!socket.send({ type: "continue", conversation: conversation, message: id, ...fields })) {
+        notConnected();
+        return;
+      }
+      closeEditors();
+      beginTurn({ continued: message });
+      current = message;
+      current.classList.add("streaming");
+      decorate(current);
+      setStatus("Sending…");
+      setBusy(true);
+    }
+
+    function deleteMessage(message) {
+      const following = detachCount(message);
+      const question =
+        message.dataset.role === "user"
+          ? "Delete this message and its reply? The conversation after them stays."
+          : "Delete this reply" + (following ? " and the " + following + " message" + (following === 1 ? "" : "s") + " after it" : "") + "?";
+      if (!window.confirm(question)) return;
+      const id = parseInt(message.dataset.messageId, 10);
+      if (!socket.send({ type: "delete", conversation: conversation, message: id })) notConnected();
+    }
+
+    function detachCount(message) {
+      let count = 0;
+      for (let node = message.nextElementSibling; node; node = node.nextElementSibling) count += 1;
+      return count;
+    }
+
+    function selectVersion(button) {
+      const target = button.dataset.target;
+      if (!target || conversation === null) return;
+      refocus = { id: target, label: button.getAttribute("aria-label") };
+      if (!socket.send({ type: "select", conversation: conversation, message: parseInt(target, 10) })) {
+        refocus = null;
+        notConnected();
+      }
+    }
+
+    // --- The context meter: the server counts the prompt (history, draft) with the model's own template.
+
+    const maxBox = document.getElementById("id_max_tokens");
+    const maxRange = document.getElementById("id_max_tokens_range");
+
+    function scheduleCount(delay) {
+      window.clearTimeout(countTimer);
+      countTimer = window.setTimeout(sendCount, delay === undefined ? 350 : delay);
+    }
+
+    function sendCount() {
+      if (!connected || !contextBar) return;
+      const tools = toolsPanel ? toolsPanel.peek() : { fields: {} };
+      countSeq += 1;
+      const frame = {
+        type: "count",
+        seq: countSeq,
+        model: modelId(),
+        conversation: conversation,
+        system: system.value,
+        content: input.value,
+        params: { max_tokens: maxBox ? maxBox.value : "" },
+        ...(tools.problem ? {} : tools.fields),
+      };
+      if (overflowPicker) frame.overflow = overflowPicker.value;
+      socket.send(frame);
+    }
+
+    function tokens(n) {
+      return Number(n).toLocaleString("en-US");
+    }
+
+    function showReading(reading) {
+      if (reading.error) {
+        meterText.textContent = "Context: " + reading.error;
+        contextBar.dataset.state = "";
+        return;
+      }
+      const used = reading.prompt_tokens + reading.max_tokens;
+      // Chromium colours a meter by its regions: fine below three quarters, then a warning, full when over.
+      meter.max = reading.n_ctx;
+      meter.optimum = 0;
+      meter.low = Math.round(reading.n_ctx * 0.75);
+      meter.high = reading.n_ctx - 1;
+      meter.value = Math.min(used, reading.n_ctx);
+      const parts = [];
+      if (reading.draft_tokens) parts.push("Message: " + tokens(reading.draft_tokens) + " tokens");
+      parts.push(
+        "Context: " + tokens(reading.prompt_tokens) + " + " + tokens(reading.max_tokens) + " max tokens of " + tokens(reading.n_ctx)
+      );
+      let state = "";
+      if (!reading.fits && reading.dropped) {
+        const n = reading.dropped;
+        parts.push("the " + n + " oldest message" + (n === 1 ? "" : "s") + " will be left out");
+        state = "warn";
+      } else if (!reading.fits) {
+        parts.push(
+          reading.overflow === "refuse"
+            ? "too long: it would be refused (shorten it, lower max tokens or leave out the oldest turns)"
+            : "too long even with the oldest turns left out: shorten it or lower max tokens"
+        );
+        state = "over";
+      }
+      meterText.textContent = parts.join(" · ");
+      contextBar.dataset.state = state;
+      // The Max tokens slider offers what a prompt can use: the context minus the prompt (or, when the oldest
+      // turns may be left out, minus the shortest prompt: the system prompt and the last message). A message too
+      // long for any max tokens leaves it as it was: the meter says what to shorten.
+      const prompt = reading.overflow === "drop_oldest" ? reading.min_prompt_tokens : reading.prompt_tokens;
+      const room = reading.n_ctx - prompt;
+      if (room >= 1) {
+        for (const element of [maxRange, maxBox]) {
+          if (element) element.max = String(room);
+        }
+      }
     }
 
     // --- Tool calls: a card per call (name and arguments, as text), and a result box per call to answer it.
@@ -520,30 +930,20 @@
         empty.focus();
         return;
       }
-      const tools = toolsPanel ? toolsPanel.check() : { fields: {} };
-      if (tools.problem) {
-        setStatus(tools.problem, true);
-        toolsPanel.reveal(tools);
-        return;
-      }
+      const fields = turnFields();
+      if (!fields) return;
+      delete fields.system; // results answer the conversation as it is
       const results = boxes.map((area) => ({ tool_call_id: area.dataset.toolCallId, content: area.value }));
-      const sent = socket.send({
-        type: "tool_result",
-        conversation: conversation,
-        results: results,
-        model: picker ? picker.value : app.dataset.model,
-        params: panelParams(),
-        ...tools.fields,
-      });
-      if (!sent) {
-        setStatus("Not connected yet; try again in a moment.", true);
+      if (!socket.send({ type: "tool_result", conversation: conversation, results: results, ...fields })) {
+        notConnected();
         return;
       }
       form.classList.add("hidden");
       const messages = boxes.map((area) =>
         makeMessage("tool", area.value, { id: area.dataset.toolCallId, name: area.dataset.toolName })
       );
-      pendingResults = { messages: messages, form: form };
+      // Refused before they were saved: the result boxes come back as they were typed.
+      beginTurn({ added: messages, giveBack: () => form.classList.remove("hidden"), onSaved: () => form.remove() });
       startReply();
     }
 
@@ -563,9 +963,7 @@
     function onFrame(frame) {
       switch (frame.type) {
         case "conversation":
-          pendingUser = null;
-          if (pendingResults) pendingResults.form.remove();
-          pendingResults = null;
+          confirmTurn(frame.saved || []);
           conversation = frame.id;
           app.dataset.conversation = String(frame.id);
           if (frame.title) title.textContent = frame.title;
@@ -574,6 +972,7 @@
             url.searchParams.set("conversation", String(frame.id));
             window.history.replaceState(null, "", url);
           }
+          decorateAll();
           break;
         case "queued":
           setStatus("Waiting in line: position " + frame.position);
@@ -593,43 +992,55 @@
           break;
         case "done": {
           const calls = frame.tool_calls || [];
+          const saved = frame.message; // the reply as saved (a continued one: all of it)
+          confirmTurn([]);
           if (current) {
+            if (saved) {
+              raw.set(current, saved.content);
+              setSaved(current, saved);
+            }
             renderBody(current);
             for (const call of calls) addCall(current, call);
-            current.querySelector(".msg-meta").textContent = metaText(frame);
-            if (frame.message_id) current.dataset.messageId = String(frame.message_id);
+            current.querySelector(".msg-meta").textContent = metaText(saved || frame);
             current.classList.remove("streaming");
             if (calls.length && frame.message_id) offerResults(current);
           }
           current = null;
           if (calls.length && frame.finish_reason !== "cancelled") {
             setStatus("The model called " + calls.map((c) => c.name).join(", ") + ": type the result and send it.");
+          } else if (frame.finish_reason === "length") {
+            setStatus("The reply reached max tokens: Continue asks for more.");
           } else {
             setStatus(frame.finish_reason === "cancelled" ? "Stopped." : "");
           }
           setBusy(false);
+          decorateAll();
           scrollToEnd();
+          scheduleCount(0);
           break;
         }
+        case "path":
+          if (frame.conversation !== conversation || busy) break;
+          renderPath(frame.messages || []);
+          setStatus("");
+          scheduleCount(0);
+          break;
+        case "count":
+          if (frame.seq === countSeq) showReading(frame);
+          break;
         case "error":
-          if (pendingUser) {
-            // Refused before it was saved (e.g. a parameter out of range): give the text back to edit.
-            if (!input.value) input.value = raw.get(pendingUser) || "";
-            pendingUser.remove();
-            pendingUser = null;
-          }
-          if (pendingResults) {
-            // Refused before they were saved: the result boxes come back as they were typed.
-            for (const message of pendingResults.messages) message.remove();
-            pendingResults.form.classList.remove("hidden");
-            pendingResults = null;
-          }
           if (toolsPanel) toolsPanel.serverProblem(frame);
-          if (current && !raw.get(current)) current.remove();
+          if (current && (!pending || current !== pending.continued) && !raw.get(current)) current.remove();
           if (current) current.classList.remove("streaming");
           current = null;
+          // Refused before it was saved (a parameter out of range, a message too long for the context): the page
+          // as it was, and the text given back to edit.
+          undoTurn();
+          refocus = null;
           setStatus(frame.message || "Something went wrong.", true);
           setBusy(false);
+          decorateAll();
+          scheduleCount(0);
           break;
         default:
           break;
@@ -641,48 +1052,34 @@
       if (!open && busy) {
         if (current) current.classList.remove("streaming");
         current = null;
+        pending = null;
         setStatus("Connection lost; reconnecting…", true);
         busy = false;
       } else if (open && status.textContent.startsWith("Connection lost")) {
         setStatus("");
       }
       setBusy(busy);
+      if (open) scheduleCount(0);
     });
-
-    function startReply() {
-      current = makeMessage("assistant", "");
-      current.classList.add("streaming");
-      setStatus("Sending…");
-      setBusy(true);
-      scrollToEnd();
-    }
 
     form.addEventListener("submit", (event) => {
       event.preventDefault();
       const content = input.value;
       if (!content.trim() || busy) return;
-      const tools = toolsPanel ? toolsPanel.check() : { fields: {} };
-      if (tools.problem) {
-        setStatus(tools.problem, true);
-        toolsPanel.reveal(tools);
+      const fields = turnFields();
+      if (!fields) return;
+      if (!socket.send({ type: "generate", mode: "chat", conversation: conversation, content: content, ...fields })) {
+        notConnected();
         return;
       }
-      const sent = socket.send({
-        type: "generate",
-        mode: "chat",
-        model: picker ? picker.value : app.dataset.model,
-        conversation: conversation,
-        system: system.value,
-        content: content,
-        params: panelParams(),
-        ...tools.fields,
-      });
-      if (!sent) {
-        setStatus("Not connected yet; try again in a moment.", true);
-        return;
-      }
+      closeEditors();
       dropResultForms(); // a new message instead of results: the calls stay unanswered
-      pendingUser = makeMessage("user", content);
+      const message = makeMessage("user", content);
+      const giveBack = () => {
+        if (!input.value) input.value = content;
+        input.focus();
+      };
+      beginTurn({ added: [message], giveBack: giveBack });
       input.value = "";
       startReply();
     });
@@ -690,25 +1087,8 @@
     stopButton.addEventListener("click", () => socket.send({ type: "stop" }));
 
     regenButton.addEventListener("click", () => {
-      if (busy || conversation === null) return;
-      const tools = toolsPanel ? toolsPanel.check() : { fields: {} };
-      if (tools.problem) {
-        setStatus(tools.problem, true);
-        toolsPanel.reveal(tools);
-        return;
-      }
-      const sent = socket.send({
-        type: "regenerate",
-        conversation: conversation,
-        model: picker ? picker.value : app.dataset.model,
-        system: system.value,
-        params: panelParams(),
-        ...tools.fields,
-      });
-      if (!sent) return;
       const last = log.lastElementChild;
-      if (last && last.dataset.role === "assistant") last.remove();
-      startReply();
+      regenerate(last && last.dataset.role === "assistant" ? last : null);
     });
 
     // Another model: the same conversation on that model's card.
@@ -723,11 +1103,40 @@
     }
 
     log.addEventListener("click", (event) => {
-      const button = event.target.closest("[data-copy-message]");
-      if (!button) return;
+      const copy = event.target.closest("[data-copy-message]");
+      if (copy) {
+        window.copyText(raw.get(copy.closest(".msg")) || "", copy);
+        return;
+      }
+      const button = event.target.closest(".msg-action");
+      if (!button || button.disabled || busy) return;
       const message = button.closest(".msg");
-      window.copyText(raw.get(message) || "", button);
+      const action = button.dataset.action;
+      if (action === "version") selectVersion(button);
+      else if (action === "edit") openEditor(message, raw.get(message) || "");
+      else if (action === "regenerate") regenerate(message);
+      else if (action === "continue") continueReply(message);
+      else if (action === "delete") deleteMessage(message);
     });
+
+    // What the meter reads changes: count again (debounced; only the latest reading is shown).
+    for (const element of [input, system]) element.addEventListener("input", () => scheduleCount());
+    for (const id of ["params", "tools-form"]) {
+      const element = document.getElementById(id);
+      if (element) {
+        element.addEventListener("input", () => scheduleCount());
+        element.addEventListener("change", () => scheduleCount());
+      }
+    }
+    if (overflowPicker) {
+      // The conversation's setting, saved at once (a new conversation gets it with its first message).
+      overflowPicker.addEventListener("change", () => {
+        if (conversation !== null) {
+          socket.send({ type: "settings", conversation: conversation, overflow: overflowPicker.value });
+        }
+        scheduleCount(0);
+      });
+    }
 
     enterSends(input, form);
 
@@ -739,7 +1148,7 @@
     // A conversation reopened while its last reply's calls wait for their results.
     const last = log.lastElementChild;
     if (last && last.dataset.role === "assistant") offerResults(last);
-    setBusy(false);
+    decorateAll();
     scrollToEnd();
   }
 

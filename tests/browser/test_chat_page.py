@@ -22,7 +22,7 @@ def test_chat_streams_with_changed_sliders_and_stop_cancels(page: Page):
     expect(reply.locator(".msg-meta")).to_contain_text("tok/s")
     screenshot(page, "chat")
 
-    page.fill("#id_max_tokens", "900")  # with the conversation so far, within one batch slot (1,024 tokens)
+    page.fill("#id_max_tokens", "900")  # with the conversation so far, well within the context
     page.fill("#id_temperature", "0.8")
     page.fill("#chat-input", "Write a very long story about a dragon.")
     page.press("#chat-input", "Enter")

@@ -114,7 +114,15 @@ async def test_second_turn_sends_the_whole_conversation(cookie, fake_pool):
     first_reply = "".join(f["text"] for f in frames if f["type"] == "token")
     await communicator.send_json_to(generate("second", conversation=conversation_id, system="S"))
     frames = await frames_until(communicator, "done")
-    assert frames[0] == {"type": "conversation", "id": conversation_id, "title": "first"}
+    second = await Message.objects.aget(conversation_id=conversation_id, content="second")
+    first = await Message.objects.aget(conversation_id=conversation_id, role="assistant", content=first_reply)
+    assert second.parent_id == first.pk  # each message follows the one before it
+    assert frames[0] == {
+        "type": "conversation",
+        "id": conversation_id,
+        "title": "first",
+        "saved": [{"id": second.pk, "role": "user", "versions": [second.pk]}],
+    }
     call = fake_pool.workers["fake-chat"].engine.calls[-1]
     assert [(m.role, m.content) for m in call["messages"]] == [
         ("system", "S"),
@@ -270,27 +278,34 @@ async def test_queue_position_is_shown_while_the_model_is_busy(cookie, fake_pool
     await communicator.send_json_to(generate("me next"))
     frames = await frames_until(communicator, "queued")
     assert frames[-1] == {"type": "queued", "position": 1}
+    assert await Conversation.objects.acount() == 0  # not saved while waiting: the model may still refuse it
     blocker.cancel()
     frames = await frames_until(communicator, "done")
-    assert [f["type"] for f in frames][0] == "started"
+    assert [f["type"] for f in frames][:2] == ["conversation", "started"]
     assert frames[-1]["finish_reason"] == "stop"
     await communicator.disconnect()
 
 
-async def test_regenerate_replaces_the_last_reply(cookie, fake_pool):
+async def test_regenerate_keeps_the_earlier_versions(cookie, fake_pool):
     communicator = await connect(cookie)
     await communicator.send_json_to(generate("tell me", params={"seed": 1}))
     frames = await frames_until(communicator, "done")
     conversation_id, first_id = frames[0]["id"], frames[-1]["message_id"]
     await communicator.send_json_to({"type": "regenerate", "conversation": conversation_id, "params": {"seed": 2}})
     frames = await frames_until(communicator, "done")
-    assert frames[-1]["finish_reason"] == "stop" and frames[-1]["message_id"] != first_id
-    roles = [m.role async for m in Message.objects.filter(conversation_id=conversation_id)]
-    assert roles == ["user", "assistant"]
-    reply = await Message.objects.aget(pk=frames[-1]["message_id"])
+    done = frames[-1]
+    assert done["finish_reason"] == "stop" and done["message_id"] != first_id
+    assert done["message"]["versions"] == [first_id, done["message_id"]]  # ‹2/2›
+    assert [f["saved"] for f in frames if f["type"] == "conversation"] == [[]]  # nothing but the reply is new
+    rows = [m async for m in Message.objects.filter(conversation_id=conversation_id)]
+    assert [m.role for m in rows] == ["user", "assistant", "assistant"]
+    assert rows[1].parent_id == rows[2].parent_id == rows[0].pk
+    reply = await Message.objects.aget(pk=done["message_id"])
     assert reply.params["seed"] == 2
     call = fake_pool.workers["fake-chat"].engine.calls[-1]
     assert [(m.role, m.content) for m in call["messages"]] == [("user", "tell me")]
+    conversation = await Conversation.objects.aget(pk=conversation_id)
+    assert conversation.leaf_id == reply.pk  # the new version is the one shown
     await communicator.disconnect()
 
 

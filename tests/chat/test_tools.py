@@ -103,7 +103,9 @@ async def test_a_tool_result_is_saved_and_the_model_answers_from_the_exact_histo
         }
     )
     frames = await frames_until(communicator, "done")
+    saved = frames[0].pop("saved")
     assert frames[0] == {"type": "conversation", "id": conversation_id, "title": "Weather in Paris?"}
+    assert [s["role"] for s in saved] == ["tool"]
     text = "".join(f["text"] for f in frames if f["type"] == "token")
     assert '{"temperature": 18}' in text  # the fake echoes the last turn: the result reached the model
     assert frames[-1]["finish_reason"] == "stop" and frames[-1]["tool_calls"] == []
@@ -283,9 +285,9 @@ async def test_regenerate_after_tool_results_answers_them_again(cookie, fake_poo
     first = (await frames_until(communicator, "done"))[-1]["message_id"]
     await communicator.send_json_to({"type": "regenerate", "conversation": conversation_id, "params": {"seed": 3}})
     done = (await frames_until(communicator, "done"))[-1]
-    assert done["message_id"] != first
+    assert done["message_id"] != first and done["message"]["versions"] == [first, done["message_id"]]
     roles = [m.role async for m in Message.objects.filter(conversation_id=conversation_id)]
-    assert roles == ["user", "assistant", "tool", "assistant"]
+    assert roles == ["user", "assistant", "tool", "assistant", "assistant"]  # the earlier version is kept
     assert engine.calls[-1]["messages"][-1].content == "<tool_response>\n18 C\n</tool_response>"
     await communicator.disconnect()
 
@@ -329,6 +331,8 @@ def test_history_keeps_a_reply_that_only_called_tools_and_regenerate_ends_at_the
     services.reply_record(text="\n", turn=turn, tool_calls=[call], **record)
     results = [services.ToolResult(tool_call_id="call_1", content="-3 C")]
     after = services.turn_tool_results(conversation=turn.conversation, model_id="fake-chat", results=results)
+    assert not Message.objects.filter(role="tool").exists()  # saved once the model takes the turn
+    after = services.turn_accept(after)
     assert [(m.role, m.content, m.tool_calls, m.tool_call_id) for m in after.history] == [
         ("user", "q", (), ""),
         ("assistant", "", (call,), ""),
@@ -336,7 +340,8 @@ def test_history_keeps_a_reply_that_only_called_tools_and_regenerate_ends_at_the
     ]
     services.reply_record(text="It is cold.", turn=after, **{**record, "finish_reason": "stop"})
     again = services.turn_regenerate(conversation=turn.conversation, model_id="fake-chat")
-    assert again.history == after.history and again.replaces == Message.objects.last().pk
+    tool = Message.objects.get(role="tool")
+    assert again.history == after.history and again.parent == tool.pk and again.replaces is None
 
 
 def test_reopened_conversation_shows_its_tools_cards_and_results(client, user, other_user, fake_pool):

@@ -194,3 +194,15 @@ def test_a_long_conversation_leaves_out_its_oldest_exchanges_to_fit():
     assert last.dropped_messages >= 2 and last.dropped_messages % 2 == 0  # whole exchanges
     assert last.usage.prompt_tokens + 32 <= 256
     assert engine.count_chat_tokens(turns) > 256
+
+
+def test_continue_final_goes_on_with_the_last_reply_instead_of_starting_a_new_turn(smollm2):
+    """The template up to the reply's turn, then the reply's text as it is: the model writes what comes next."""
+    story = [ChatMessage("user", "Tell me a story about a dragon."), ChatMessage("assistant", "Once upon a time, a")]
+    params = SamplingParams(temperature=0, max_tokens=8)
+    chunks = list(smollm2.chat(story, params, continue_final=True))
+    text = "".join(c.text for c in chunks)
+    opened = smollm2.chat_prompt_tokens(story[:1])
+    continued = smollm2.llm.tokenize(b"Once upon a time, a", add_bos=False, special=False)
+    assert chunks[-1].usage.prompt_tokens == len(opened) + len(continued)
+    assert text.strip() and not text.lstrip().startswith("Once upon a time")  # what comes next, not a new reply
