@@ -78,11 +78,13 @@ INSTALLED_APPS = [
     "playground.accounts",
     "playground.catalog",
     "playground.chat",
+    "playground.presets",
     "playground.studio",
     "playground.tokens",
     "playground.api",
     "playground.usage",
     "playground.bulk",
+    "playground.compare",
     "django_tasks_db",
 ]
 

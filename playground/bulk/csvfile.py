@@ -1,4 +1,5 @@
-"""Reading a Bulk Prompts CSV as a stream: UTF-8 (a BOM is fine), one column headed `prompts`.
+"""Reading a Bulk Prompts CSV as a stream: UTF-8 (a BOM is fine), a column headed `prompts` (any other columns,
+such as the `id` most spreadsheets add, are ignored and named back to the uploader).
 
 The file is parsed by Python's csv module under RFC 4180's rules, through
 `io.TextIOWrapper(..., encoding="utf-8-sig", newline="")`: records end at "\\r\\n", "\\n" or "\\r" outside
@@ -131,8 +132,14 @@ class _Checked(io.BufferedIOBase):
         return data
 
 
-def prompts_read(path: Path, *, max_bytes: int = MAX_BYTES) -> Iterator[PromptRow]:
-    """Yield each prompt with its line number; raise CsvProblem at the first thing wrong."""
+def _column_name(name: str, index: int) -> str:
+    return repr(name) if name.strip() else f"an unnamed column (column {index + 1})"
+
+
+def prompts_read(path: Path, *, max_bytes: int = MAX_BYTES, ignored: list[str] | None = None) -> Iterator[PromptRow]:
+    """Yield each prompt (the `prompts` column of each row) with its line number; raise CsvProblem at the first
+    thing wrong. Once the header is read, `ignored` (if given) holds how the other columns are named, for the
+    message that says they were left out ('id', or "an unnamed column (column 3)")."""
     size = path.stat().st_size
     if size > max_bytes:
         raise CsvProblem(f"the file is {size / 1024 / 1024:.1f} MB; the limit is {max_bytes // 1024 // 1024} MB")
@@ -145,23 +152,32 @@ def prompts_read(path: Path, *, max_bytes: int = MAX_BYTES) -> Iterator[PromptRo
         header = next(reader, None)
         if header is None:
             raise CsvProblem("the file is empty: it needs a header line 'prompts' and one prompt per line")
-        if [h.strip() for h in header] != [HEADER]:
+        names = [h.strip() for h in header]
+        matches = [n for n, name in enumerate(names) if name.casefold() == HEADER]
+        if not matches:
             found = ", ".join(repr(h) for h in header) or "nothing"
-            raise CsvProblem(f"line 1: the header must be one column named 'prompts'; found {found}")
+            raise CsvProblem(f"line 1: the header needs a column named 'prompts'; found {found}")
+        if len(matches) > 1:
+            where = " and ".join(str(n + 1) for n in matches)
+            raise CsvProblem(f"line 1: columns {where} are both named 'prompts'; keep one of them")
+        column, width = matches[0], len(header)
+        if ignored is not None:
+            ignored.extend(_column_name(name, n) for n, name in enumerate(header) if n != column)
         rows = 0
         start_line = reader.line_num + 1
         for fields in reader:
-            if len(fields) > 1:
+            if fields and len(fields) != width:
                 raise CsvProblem(
-                    f"line {start_line}: {len(fields)} columns; the file must have exactly one column (prompts) "
-                    "- quote a prompt that contains commas"
+                    f"line {start_line}: {len(fields)} column{'s' if len(fields) != 1 else ''} where the header "
+                    f"has {width} - quote a prompt that contains commas"
                 )
-            if not fields or not fields[0] or fields[0].isspace():
+            prompt = fields[column] if fields else ""
+            if not prompt or prompt.isspace():
                 raise CsvProblem(f"line {start_line}: blank prompt; remove the line or write a prompt")
-            if len(fields[0]) > MAX_PROMPT_CHARS:
+            if len(prompt) > MAX_PROMPT_CHARS:
                 raise _TooLong
             rows += 1
-            yield PromptRow(line=start_line, prompt=fields[0])
+            yield PromptRow(line=start_line, prompt=prompt)
             start_line = reader.line_num + 1
         if rows == 0:
             raise CsvProblem("the file has the header 'prompts' but no prompts")

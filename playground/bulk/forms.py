@@ -10,7 +10,10 @@ class UploadForm(forms.Form):
 
     dataset = forms.ModelChoiceField(queryset=Dataset.objects.none(), required=False, empty_label="New dataset…")
     new_name = forms.CharField(max_length=100, required=False, label="New dataset name")
-    file = forms.FileField(label="CSV file", help_text="UTF-8 CSV, one column headed 'prompts', at most 500 MB.")
+    file = forms.FileField(
+        label="CSV file",
+        help_text="UTF-8 CSV with a column headed 'prompts' (other columns are ignored), at most 500 MB.",
+    )
 
     def __init__(self, *args: object, user: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
@@ -24,6 +27,13 @@ class UploadForm(forms.Form):
         if not data.get("dataset") and not data.get("new_name"):
             self.add_error("new_name", "Choose a dataset or name a new one.")
         return data
+
+
+class DatasetRenameForm(forms.Form):
+    name = forms.CharField(max_length=100, label="Name")
+
+    def clean_name(self) -> str:
+        return " ".join(self.cleaned_data["name"].split())
 
 
 class JobForm(forms.Form):

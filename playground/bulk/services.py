@@ -1,9 +1,11 @@
-"""Datasets (create, add a CSV all or nothing) and bulk jobs (start, cancel, retry, delete, report, results)."""
+"""Datasets (create, add a CSV all or nothing, rename, delete) and bulk jobs (start, cancel, retry or resume,
+delete, report, results)."""
 
 from __future__ import annotations
 
 import logging
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import islice
 from pathlib import Path
@@ -11,7 +13,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Exists, F, Max, OuterRef, Q, QuerySet
 from django.tasks import TaskResultStatus
 from django.tasks.exceptions import TaskResultDoesNotExist
@@ -37,6 +39,7 @@ BATCH = 2000  # rows per INSERT and per transaction: other writers get a turn be
 DISCARD_BATCH = 5000  # rows per DELETE when an upload's rows are removed
 UPLOAD_LEASE = timedelta(seconds=60)  # an upload not heard from for this long is taken for dead
 RESULT_BATCH = 500  # a download reads the job's results this many prompts at a time
+RESULTS_PAGE = 50  # prompts per page of the results view
 UPLOAD_LOST = "the upload stopped: it was interrupted for too long, or the dataset was deleted; upload the file again"
 
 
@@ -45,15 +48,70 @@ class UploadRefused(Exception):
     the message is meant for the person who uploaded the file."""
 
 
+class DatasetBusy(Exception):
+    """The dataset cannot be deleted now: a job over it is queued or running (the message says so)."""
+
+
 def dataset_create(*, user: AbstractBaseUser, name: str) -> Dataset:
     dataset, _ = Dataset.objects.get_or_create(user=user, name=name.strip())
     return dataset
 
 
 def datasets_with_counts(*, user: AbstractBaseUser) -> QuerySet[Dataset]:
-    """The user's datasets with `prompt_count`: the prompts they hold (an upload still in progress not counted)."""
+    """The user's datasets with `prompt_count`: the prompts they hold (an upload still in progress not counted),
+    newest first (an aggregate drops Meta.ordering, so it is given here)."""
     visible = Q(upload_from__isnull=True) | Q(prompts__position__lt=F("upload_from"))
-    return Dataset.objects.filter(user=user).annotate(prompt_count=Count("prompts", filter=visible))
+    counted = Dataset.objects.filter(user=user).annotate(prompt_count=Count("prompts", filter=visible))
+    return counted.order_by("-created_at", "-pk")
+
+
+def dataset_rename(*, dataset: Dataset, name: str) -> bool:
+    """Give the dataset another name; False when the user already has a dataset of that name."""
+    name = " ".join(name.split())
+    try:
+        with transaction.atomic():
+            Dataset.objects.filter(pk=dataset.pk).update(name=name)
+    except IntegrityError:  # dataset_name_per_user
+        return False
+    dataset.name = name
+    return True
+
+
+def dataset_delete(*, dataset: Dataset) -> int:
+    """Delete the dataset with its prompts and every job run over it, results included; returns how many jobs went.
+
+    Refused (DatasetBusy) while one of its jobs is queued or running: cancel it first, as for deleting a job.
+    A first short transaction deletes the jobs and hides every prompt at once (`upload_from = 0`, as an upload
+    that died leaves its rows: no page shows them and no job can start over the dataset, and an upload running
+    into it stops); the prompts then go in short transactions of DISCARD_BATCH rows, as a failed upload's do,
+    so that other writers get a turn however large the dataset; last, the dataset row. Should the process die
+    midway, the dataset stays, empty: deleting it again, or uploading into it, removes what is left.
+    """
+    with transaction.atomic():
+        if not Dataset.objects.select_for_update().filter(pk=dataset.pk).exists():
+            return 0
+        jobs = BulkJob.objects.filter(dataset=dataset)
+        if jobs.exclude(status__in=BulkJob.FINISHED).exists():
+            raise DatasetBusy("a job over this dataset is queued or running; cancel it first, then delete the dataset")
+        count = jobs.count()
+        jobs.delete()  # their results with them (one DELETE per table)
+        Dataset.objects.filter(pk=dataset.pk).update(upload_from=0, upload_token="", upload_seen_at=None)
+    _prompts_delete(dataset)
+    Dataset.objects.filter(pk=dataset.pk).delete()
+    return count
+
+
+def _prompts_delete(dataset: Dataset) -> None:
+    """Delete every stored prompt of the dataset, DISCARD_BATCH positions per transaction."""
+    last = Prompt.stored.filter(dataset=dataset).aggregate(last=Max("position"))["last"]
+    if last is None:
+        return
+    table = connection.ops.quote_name(Prompt._meta.db_table)
+    dataset_col, position_col = (connection.ops.quote_name(c) for c in ("dataset_id", "position"))
+    sql = f"DELETE FROM {table} WHERE {dataset_col} = %s AND {position_col} < %s"
+    for high in range(DISCARD_BATCH, last + DISCARD_BATCH + 1, DISCARD_BATCH):
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(sql, [dataset.pk, high])
 
 
 def dataset_drop_if_empty(dataset: Dataset) -> bool:
@@ -69,8 +127,9 @@ def dataset_uploading(dataset: Dataset) -> bool:
     return bool(dataset.upload_token) and seen is not None and seen > timezone.now() - UPLOAD_LEASE
 
 
-def dataset_upload(*, dataset: Dataset, path: Path) -> int:
-    """Append every prompt of the CSV at `path` to the dataset, all or nothing; returns how many.
+def dataset_upload(*, dataset: Dataset, path: Path, ignored: list[str] | None = None) -> int:
+    """Append every prompt of the CSV at `path` to the dataset, all or nothing; returns how many. The file's
+    columns other than `prompts` are left out, and named in `ignored` if it is given (csvfile.prompts_read).
 
     The file is parsed as a stream. Its rows are stored in short transactions of BATCH rows (the parse of
     the next batch runs outside any transaction), so other writers (logins, chats, usage records) get a turn
@@ -89,7 +148,7 @@ def dataset_upload(*, dataset: Dataset, path: Path) -> int:
     count = 0
     try:
         _rows_delete(dataset, token, start=start)  # what an upload that died left, if one did
-        rows = prompts_read(path)
+        rows = prompts_read(path, ignored=ignored)
         while batch := [
             (dataset.pk, start + count + n, row.line, row.prompt) for n, row in enumerate(islice(rows, BATCH))
         ]:
@@ -244,10 +303,20 @@ def jobs_clear(*, user: AbstractBaseUser) -> int:
 
 
 def jobs_with_progress(jobs: QuerySet[BulkJob]) -> QuerySet[BulkJob]:
-    return jobs.select_related("dataset").annotate(
+    """The jobs with their done and failed counts, newest first (an aggregate drops Meta.ordering)."""
+    counted = jobs.select_related("dataset").annotate(
         done_count=Count("items", filter=Q(items__state=BulkItem.State.DONE)),
         failed_count=Count("items", filter=Q(items__state=BulkItem.State.FAILED)),
     )
+    return counted.order_by("-created_at", "-pk")
+
+
+def job_retry_label(job: BulkJob) -> str:
+    """What running a job's unfinished prompts again is called: a cancelled job is resumed (its prompts never
+    run go too), a failed one has its failures retried; '' when neither applies."""
+    if job.status == BulkJob.Status.CANCELLED:
+        return "Resume"
+    return "Retry failed" if job.status == BulkJob.Status.FAILED else ""
 
 
 def job_progress(job: BulkJob, *, now: datetime | None = None) -> dict[str, Any]:
@@ -357,3 +426,84 @@ def result_batch(job: BulkJob, *, after: int, size: int | None = None) -> tuple[
         .values(*RESULT_FIELDS)[:size]
     )
     return rows, rows[-1]["prompt__position"] if len(rows) == size else None
+
+
+@dataclass(frozen=True)
+class ResultRow:
+    """One prompt of a job and what became of it, for the results view."""
+
+    position: int
+    prompt: str
+    state: str  # a BulkItem.State, or "" for a prompt not run (yet)
+    reply: str = ""
+    error: str = ""
+    finish_reason: str = ""
+    completion_tokens: int = 0
+    latency_ms: float | None = None
+
+
+@dataclass(frozen=True)
+class ResultPage:
+    rows: list[ResultRow]
+    before: int | None  # the first position shown, when there are prompts before it (the previous page's cursor)
+    after: int | None  # the last position shown, when there are prompts after it (the next page's cursor)
+
+
+_ITEM_FIELDS = ("state", "text", "error", "finish_reason", "completion_tokens", "latency_ms")
+
+
+def _result_row(position: int, prompt: str, item: dict[str, Any] | None) -> ResultRow:
+    if item is None:
+        return ResultRow(position=position, prompt=prompt, state="")
+    return ResultRow(
+        position=position,
+        prompt=prompt,
+        state=item["state"],
+        reply=item["text"],
+        error=item["error"],
+        finish_reason=item["finish_reason"],
+        completion_tokens=item["completion_tokens"],
+        latency_ms=item["latency_ms"],
+    )
+
+
+def job_results_page(
+    job: BulkJob, *, after: int = 0, before: int | None = None, failed_only: bool = False, size: int | None = None
+) -> ResultPage:
+    """A page of the job's prompts in order, each with its reply or error (or none yet): the `size` after
+    position `after`, or, given `before`, the `size` before that position. `failed_only`: the failed ones only.
+
+    Keyset pages, as result_batch: a page costs a few indexed queries however deep into a large job it is.
+    """
+    size = size or RESULTS_PAGE
+    fields: tuple[str, ...]
+    if failed_only:
+        scope: QuerySet[Any] = BulkItem.objects.filter(
+            job=job, state=BulkItem.State.FAILED, prompt__dataset_id=job.dataset_id
+        )
+        key, fields = "prompt__position", ("prompt__position", "prompt__text", *_ITEM_FIELDS)
+    else:
+        scope = Prompt.objects.filter(dataset_id=job.dataset_id, position__lte=job.last_position)
+        key, fields = "position", ("pk", "position", "text")
+    if before is not None:
+        page = list(scope.filter(**{f"{key}__lt": before}).order_by(f"-{key}").values(*fields)[:size])[::-1]
+    else:
+        page = list(scope.filter(**{f"{key}__gt": after}).order_by(key).values(*fields)[:size])
+    if not page:
+        return ResultPage(rows=[], before=None, after=None)
+    if failed_only:
+        rows = [_result_row(row["prompt__position"], row["prompt__text"], row) for row in page]
+    else:
+        items = {
+            row["prompt_id"]: row
+            for row in BulkItem.objects.filter(job=job, prompt_id__in=[p["pk"] for p in page]).values(
+                "prompt_id", *_ITEM_FIELDS
+            )
+        }
+        rows = [_result_row(row["position"], row["text"], items.get(row["pk"])) for row in page]
+    first, last = rows[0].position, rows[-1].position
+    return ResultPage(
+        rows=rows,
+        before=first if scope.filter(**{f"{key}__lt": first}).exists() else None,
+        after=last if scope.filter(**{f"{key}__gt": last}).exists() else None,
+    )

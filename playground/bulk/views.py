@@ -19,12 +19,15 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from inference.types import InvalidRequestError
 from playground import engines
 from playground.bulk.csvfile import MAX_BYTES, CsvProblem
-from playground.bulk.forms import JobForm, UploadForm
+from playground.bulk.forms import DatasetRenameForm, JobForm, UploadForm
 from playground.bulk.models import BulkItem, BulkJob, Dataset
 from playground.bulk.services import (
+    DatasetBusy,
     UploadRefused,
     dataset_create,
+    dataset_delete,
     dataset_drop_if_empty,
+    dataset_rename,
     dataset_upload,
     dataset_uploading,
     datasets_with_counts,
@@ -32,7 +35,9 @@ from playground.bulk.services import (
     job_create,
     job_delete,
     job_progress,
+    job_results_page,
     job_retry,
+    job_retry_label,
     jobs_clear,
     jobs_with_progress,
     result_batch,
@@ -67,13 +72,17 @@ def index(request: HttpRequest) -> HttpResponse:
             dataset = form.cleaned_data["dataset"] or dataset_create(
                 user=request.user, name=form.cleaned_data["new_name"]
             )
+            ignored: list[str] = []
             try:
-                added = dataset_upload(dataset=dataset, path=path)
+                added = dataset_upload(dataset=dataset, path=path, ignored=ignored)
             except (CsvProblem, UploadRefused) as exc:
                 form.add_error("file", f"{upload.name}: {exc}")
                 dataset_drop_if_empty(dataset)  # a new dataset whose only file was refused is not kept
             else:
-                request.session["bulk_notice"] = f"Added {added} prompts from {upload.name} to {dataset.name}."
+                notice = f"Added {added} prompts from {upload.name} to {dataset.name}."
+                if ignored:
+                    notice += f" Only the 'prompts' column was read; ignored: {', '.join(ignored)}."
+                request.session["bulk_notice"] = notice
                 return redirect("bulk:index")
             finally:
                 if remove:
@@ -116,13 +125,48 @@ def dataset_detail(request: HttpRequest, dataset_id: int) -> HttpResponse:
     context = {
         "dataset": dataset,
         "count": dataset.prompts.count(),
+        "jobs": dataset.jobs.count(),
         "uploading": dataset_uploading(dataset),
         "prompts": dataset.prompts.all()[:50],
         "job_form": job_form,
         "params_form": params_form,
+        "rename_form": DatasetRenameForm(initial={"name": dataset.name}),
+        "notice": request.session.pop("bulk_notice", ""),
     }
     failed = data is not None and (job_form.errors or (params_form is not None and params_form.errors))
     return render(request, "bulk/dataset.html", context, status=400 if failed else 200)
+
+
+def _dataset_page(request: HttpRequest, dataset: Dataset, notice: str) -> HttpResponse:
+    request.session["bulk_notice"] = notice
+    return redirect("bulk:dataset", dataset.pk)
+
+
+@login_required
+@require_POST
+def dataset_rename_view(request: HttpRequest, dataset_id: int) -> HttpResponse:
+    dataset = get_object_or_404(Dataset, pk=dataset_id, user=request.user)
+    form = DatasetRenameForm(request.POST)
+    if not form.is_valid():
+        return _dataset_page(request, dataset, "Not renamed: " + " ".join(form.errors["name"]))
+    old, name = dataset.name, form.cleaned_data["name"]
+    if not dataset_rename(dataset=dataset, name=name):
+        return _dataset_page(request, dataset, f"Not renamed: you already have a dataset named {name}.")
+    return _dataset_page(request, dataset, f"Renamed {old} to {dataset.name}.")
+
+
+@login_required
+@require_POST
+def dataset_delete_view(request: HttpRequest, dataset_id: int) -> HttpResponse:
+    dataset = get_object_or_404(Dataset, pk=dataset_id, user=request.user)
+    try:
+        jobs = dataset_delete(dataset=dataset)
+    except DatasetBusy as exc:
+        return _dataset_page(request, dataset, f"Not deleted: {exc}.")
+    request.session["bulk_notice"] = f"Deleted the dataset {dataset.name}" + (
+        f" and its {jobs} job{'s' if jobs != 1 else ''} with their results." if jobs else "."
+    )
+    return redirect("bulk:index")
 
 
 def _user_jobs(request: HttpRequest) -> list[dict[str, object]]:
@@ -136,7 +180,8 @@ def _user_jobs(request: HttpRequest) -> list[dict[str, object]]:
                 "created": job.created_at.isoformat(),
                 "downloadable": job.finished,
                 "cancellable": not job.finished,
-                "retryable": job.status in (BulkJob.Status.FAILED, BulkJob.Status.CANCELLED),
+                "retryable": bool(job_retry_label(job)),
+                "retry_label": job_retry_label(job) or "Retry failed",
             }
         )
     return rows
@@ -147,7 +192,7 @@ def _user_jobs(request: HttpRequest) -> list[dict[str, object]]:
 def history(request: HttpRequest) -> HttpResponse:
     """Async History: every job of the user, its live progress and what can be done with it."""
     jobs = list(jobs_with_progress(BulkJob.objects.filter(user=request.user)))
-    rows = [(job, job_progress(job)) for job in jobs]
+    rows = [(job, {**job_progress(job), "retry_label": job_retry_label(job)}) for job in jobs]
     return render(request, "bulk/history.html", {"rows": rows, "notice": request.session.pop("bulk_notice", "")})
 
 
@@ -177,8 +222,12 @@ def job_cancel_view(request: HttpRequest, job_id: int) -> HttpResponse:
 @require_POST
 def job_retry_view(request: HttpRequest, job_id: int) -> HttpResponse:
     job = _own_job(request, job_id)
+    resume = job.status == BulkJob.Status.CANCELLED
     count = job_retry(job)
-    return _back(request, f"Queued {count} prompt{'s' if count != 1 else ''} again." if count else "Nothing to retry.")
+    prompts = f"{count} prompt{'s' if count != 1 else ''}"
+    if not count:
+        return _back(request, "Nothing to resume." if resume else "Nothing to retry.")
+    return _back(request, f"Resumed: {prompts} queued." if resume else f"Queued {prompts} again.")
 
 
 @login_required
@@ -195,6 +244,24 @@ def job_delete_view(request: HttpRequest, job_id: int) -> HttpResponse:
 def jobs_clear_view(request: HttpRequest) -> HttpResponse:
     count = jobs_clear(user=request.user)
     return _back(request, f"Cleared {count} completed or failed job{'s' if count != 1 else ''}.")
+
+
+@login_required
+@require_GET
+def job_results(request: HttpRequest, job_id: int) -> HttpResponse:
+    """The job's prompts a page at a time, each with its reply, or its error, or nothing yet (results so far
+    while it runs); `?show=failed` lists the failed ones only; `?after=` / `?before=` page by position."""
+    job = _own_job(request, job_id)
+    failed_only = request.GET.get("show") == "failed"
+    after, before = _position(request.GET.get("after")) or 0, _position(request.GET.get("before"))
+    page = job_results_page(job, after=after, before=before, failed_only=failed_only)
+    context = {"job": job, "progress": job_progress(job), "page": page, "failed_only": failed_only}
+    return render(request, "bulk/results.html", context)
+
+
+def _position(value: str | None) -> int | None:
+    """A page cursor from the query string; anything but a small non-negative integer is no cursor."""
+    return int(value) if value and value.isdecimal() and len(value) < 12 else None
 
 
 CSV_COLUMNS = [

@@ -21,7 +21,7 @@ from inference import ModelSpec
 from playground import engines
 from playground.tokens.selectors import token_limits_list
 from playground.tokens.throttle import auth_failure_record, ban_message, ban_remaining, request_address
-from playground.usage.forms import PERIOD_CHOICES, CalculatorForm, PeriodForm
+from playground.usage.forms import DEFAULT_DAYS, PERIOD_CHOICES, CalculatorForm, PeriodForm
 from playground.usage.metrics import metrics_render
 from playground.usage.pricing import PRICE_FIELDS, cost_of, price_at
 from playground.usage.selectors import usage_records, usage_summary
@@ -100,6 +100,7 @@ def usage(request: HttpRequest) -> HttpResponse:
     context = {
         "form": form,
         "presets": PERIOD_CHOICES,
+        "default_days": DEFAULT_DAYS,  # what a refused period falls back to (the page says so)
         "summary": summary,
         "charts": [(label, bar_chart(summary["per_day"], key)) for key, label in CHART_SERIES],
         "subject_label": subject_label,

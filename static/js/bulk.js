@@ -38,7 +38,9 @@
     });
     row.querySelector("[data-action=delete]").disabled = !job.downloadable;
     row.querySelector("[data-action=cancel]").hidden = !job.cancellable;
-    row.querySelector("[data-action=retry]").hidden = !job.retryable;
+    const retry = row.querySelector("[data-action=retry]");
+    retry.hidden = !job.retryable;
+    retry.textContent = job.retry_label; // "Resume" for a cancelled job, "Retry failed" for one with failures
   };
   let timer = null;
   const poll = async () => {

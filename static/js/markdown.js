@@ -1,10 +1,18 @@
 // Safe Markdown for model output: builds DOM nodes and sets only textContent, never innerHTML,
 // so whatever the model writes stays text. Supports fenced code blocks, inline code, bold,
 // italic, headings, bullet and numbered lists, block quotes and paragraphs. An unclosed fence
-// (a reply still streaming) renders as a code block up to the end.
+// (a reply still streaming) renders as a code block up to the end. A fence that names its language
+// is syntax-highlighted by the vendored highlight.js (see highlightInto: the one exception to
+// "textContent only", and why it is safe).
 "use strict";
 
 (function () {
+  // highlight.js, vendored from npm (static/vendor/, BSD-3-Clause): loaded beside this file, so that the pages
+  // that use Markdown need no other tag; until it has loaded, code blocks show as plain text.
+  const HIGHLIGHT_JS = "../vendor/highlight.js-11.12.0/highlight.min.js";
+  const HIGHLIGHT_MAX_CHARS = 100000; // longer code stays plain: highlighting runs again on every streamed token
+  const ownScript = document.currentScript;
+
   const FENCE = /^\s{0,3}(`{3,}|~{3,})\s*([\w+.#-]*)\s*$/;
   const BULLET = /^\s{0,3}[-*+]\s+(.*)$/;
   const NUMBERED = /^\s{0,3}(\d{1,9})[.)]\s+(.*)$/;
@@ -128,6 +136,7 @@
           wrap.appendChild(label);
         }
         code.textContent = body.join("\n");
+        if (fence[2]) highlightInto(code, fence[2].toLowerCase());
         pre.appendChild(code);
         wrap.appendChild(pre);
         const copy = el("button", "md-code-copy");
@@ -219,6 +228,52 @@
       root.appendChild(p);
     }
   }
+
+  // Only what highlight.js produces: <span class="..."> elements and text, nothing else.
+  function onlyClassedSpans(root) {
+    for (const node of root.querySelectorAll("*")) {
+      if (node.tagName !== "SPAN") return false;
+      for (const attribute of node.attributes) if (attribute.name !== "class") return false;
+    }
+    return true;
+  }
+
+  // Colour a code block's text (already set with textContent) when highlight.js knows its language.
+  // hljs.highlight() escapes the code it is given (& < > " ' become entities) and wraps tokens in
+  // <span class="hljs-...">, so its HTML holds the model's text only as text. It is still parsed into an
+  // inert <template> (nothing there runs or loads) and used only if it is exactly that: class-only spans whose
+  // text is the code, character for character; anything else leaves the plain text in place.
+  function highlightInto(code, language) {
+    const hljs = window.hljs;
+    const text = code.textContent;
+    if (!hljs || !language || text.length > HIGHLIGHT_MAX_CHARS || !hljs.getLanguage(language)) return;
+    let html;
+    try {
+      html = hljs.highlight(text, { language, ignoreIllegals: true }).value;
+    } catch (_) {
+      return;
+    }
+    const template = document.createElement("template");
+    template.innerHTML = html; // escaped by highlight.js; checked below before it reaches the page
+    if (!onlyClassedSpans(template.content) || template.content.textContent !== text) return;
+    code.replaceChildren(template.content);
+    code.classList.add("hljs");
+  }
+
+  // Load highlight.js once, then colour the code blocks already on the page (earlier replies).
+  function loadHighlighter() {
+    if (window.hljs || !ownScript || !ownScript.src) return;
+    const script = document.createElement("script");
+    script.src = new URL(HIGHLIGHT_JS, ownScript.src).href;
+    script.async = true;
+    script.addEventListener("load", () => {
+      document.querySelectorAll(".md-code code[data-lang]:not(.hljs)").forEach((code) => {
+        highlightInto(code, code.dataset.lang.toLowerCase());
+      });
+    });
+    document.head.appendChild(script);
+  }
+  loadHighlighter();
 
   // Markdown text -> DocumentFragment of elements whose text was set with textContent only.
   function renderMarkdown(text) {

@@ -189,6 +189,18 @@ def test_hostile_requests_get_their_errors_and_never_stall_the_server(site: tupl
             frame = json.loads(ws.recv(timeout=10))
             assert (frame["type"], frame["code"]) == ("error", "invalid_json")
 
+        # and the Compare socket: a malformed frame is an error frame, and the socket stays open
+        with websockets.sync.client.connect(
+            base.replace("http", "ws") + "/ws/compare/",
+            additional_headers={"Cookie": cookie, "Origin": base},
+            max_size=2**22,
+        ) as ws:
+            ws.send("[" * 100_000)
+            frame = json.loads(ws.recv(timeout=10))
+            assert (frame["type"], frame["code"]) == ("error", "invalid_json")
+            ws.send(json.dumps({"type": "generate", "panes": "many"}))
+            assert json.loads(ws.recv(timeout=10))["type"] == "error"
+
         # and the API still serves
         assert _post(base, token, "/v1/chat/completions", json.dumps(CHAT).encode())[0] == 200
     print(f"slowest /health while the corpus ran: {watch.slowest * 1000:.0f} ms")

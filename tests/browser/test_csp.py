@@ -8,6 +8,7 @@ from playwright.sync_api import Page
 PAGES = [
     "/",
     "/chat/",
+    "/compare/",
     "/tokens/",
     "/usage/",
     "/pricing/",

@@ -1,4 +1,5 @@
-"""Bulk Prompts CSV: streamed, UTF-8, one `prompts` column; each bad file gets a message saying where."""
+"""Bulk Prompts CSV: streamed, UTF-8, a `prompts` column (others ignored and named); each bad file gets a message
+saying where."""
 
 from __future__ import annotations
 
@@ -30,9 +31,15 @@ def test_reads_prompts_with_quoted_commas_and_newlines_and_a_bom(tmp_path):
         (b"", "the file is empty"),
         (b"\xef\xbb\xbf", "the file is empty"),
         (b"prompts\n", "but no prompts"),
-        (b"prompt\nhi\n", "line 1: the header must be one column named 'prompts'; found 'prompt'"),
-        (b"prompts,extra\nhi,there\n", "found 'prompts', 'extra'"),
-        (b"prompts\nfine\nhi,there\n", "line 3: 2 columns"),
+        (b"prompt\nhi\n", "line 1: the header needs a column named 'prompts'; found 'prompt'"),
+        (b"id,text\n1,hi\n", "line 1: the header needs a column named 'prompts'; found 'id', 'text'"),
+        (b"prompts,id,Prompts\nhi,1,x\n", "line 1: columns 1 and 3 are both named 'prompts'; keep one of them"),
+        (
+            b"prompts\nfine\nhi,there\n",
+            "line 3: 2 columns where the header has 1 - quote a prompt that contains commas",
+        ),
+        (b"id,prompts\n1,fine\n2\n", "line 3: 1 column where the header has 2"),
+        (b"id,prompts\n1,fine\n2,\n", "line 3: blank prompt"),
         (b"prompts\nfine\n\nmore\n", "line 3: blank prompt"),
         (b'prompts\nfine\n"  "\n', "line 3: blank prompt"),
         (b"prompts\ncaf\xe9\n", "byte 0xE9 at byte offset 11 (counting from 0), line 2"),
@@ -42,6 +49,20 @@ def test_reads_prompts_with_quoted_commas_and_newlines_and_a_bom(tmp_path):
 def test_bad_files_are_refused_with_what_and_where(tmp_path, data, message):
     with pytest.raises(CsvProblem, match=message.replace("(", r"\(").replace(")", r"\)")):
         list(prompts_read(write(tmp_path, data)))
+
+
+def test_other_columns_are_ignored_and_named(tmp_path):
+    data = b'id,Prompts ,notes,\n1,Hello,greeting,\n2,"One, two",,\n'
+    ignored: list[str] = []
+    rows = list(prompts_read(write(tmp_path, data), ignored=ignored))
+    assert [(r.line, r.prompt) for r in rows] == [(2, "Hello"), (3, "One, two")]
+    assert ignored == ["'id'", "'notes'", "an unnamed column (column 4)"]
+
+
+def test_a_file_of_one_prompts_column_ignores_nothing(tmp_path):
+    ignored: list[str] = []
+    assert [r.prompt for r in prompts_read(write(tmp_path, b"prompts\nHi\n"), ignored=ignored)] == ["Hi"]
+    assert ignored == []
 
 
 def test_oversize_file_is_refused_before_reading(tmp_path):

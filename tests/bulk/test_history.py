@@ -4,6 +4,9 @@ Downloading the results: test_download.py."""
 
 from __future__ import annotations
 
+import re
+from datetime import timedelta
+
 import pytest
 from django.urls import reverse
 from django.utils import timezone
@@ -130,7 +133,7 @@ def test_clear_all_removes_completed_and_failed_jobs_only(client, user, other_us
     assert not BulkJob.objects.filter(pk__in=[jobs["completed"].pk, jobs["failed"].pk]).exists()
 
 
-def test_cancel_and_retry_from_history(client, user, fake_pool, make_dataset):
+def test_cancel_then_resume_from_history(client, user, fake_pool, make_dataset):
     dataset = make_dataset(user, ["a", "b"])
     job = make_job(user, dataset, "processing")
     client.force_login(user)
@@ -138,10 +141,53 @@ def test_cancel_and_retry_from_history(client, user, fake_pool, make_dataset):
     job.refresh_from_db()
     assert job.status == "cancelled" and job.finished_at
     result(job, 1)
+    body = client.get(reverse("bulk:history")).content.decode()
+    assert re.search(r'data-action="retry">Resume</button>', body)  # not "Retry failed": nothing failed
+    assert client.get(reverse("bulk:history_json")).json()["jobs"][0]["retry_label"] == "Resume"
     client.post(reverse("bulk:retry", args=[job.pk]))
     job.refresh_from_db()
     assert job.status == "queued"
+    assert "Resumed: 1 prompt queued." in client.get(reverse("bulk:history")).content.decode()
+
+
+def test_a_job_with_failures_offers_retry_failed(client, user, fake_pool, make_dataset):
+    job = make_job(user, make_dataset(user, ["a", "b"]), "failed")
+    result(job, 1)
+    result(job, 2, state="failed", error="timeout")
+    client.force_login(user)
+    body = client.get(reverse("bulk:history")).content.decode()
+    assert re.search(r'data-action="retry">Retry failed</button>', body)
+    (row,) = client.get(reverse("bulk:history_json")).json()["jobs"]
+    assert row["retryable"] and row["retry_label"] == "Retry failed"
+    client.post(reverse("bulk:retry", args=[job.pk]))
     assert "Queued 1 prompt again." in client.get(reverse("bulk:history")).content.decode()
+
+
+def test_a_completed_job_offers_neither(client, user, fake_pool, make_dataset):
+    job = make_job(user, make_dataset(user, ["a"]), "completed")
+    result(job, 1)
+    client.force_login(user)
+    assert re.search(r'data-action="retry" hidden>', client.get(reverse("bulk:history")).content.decode())
+    assert not client.get(reverse("bulk:history_json")).json()["jobs"][0]["retryable"]
+
+
+def test_history_shows_the_newest_job_first(client, user, fake_pool, make_dataset):
+    dataset = make_dataset(user, ["a"])
+    old, new = make_job(user, dataset, "completed"), make_job(user, dataset, "completed")
+    BulkJob.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(days=1))
+    client.force_login(user)
+    body = client.get(reverse("bulk:history")).content.decode()
+    assert body.index(f'data-job="{new.pk}"') < body.index(f'data-job="{old.pk}"')
+    assert [j["id"] for j in client.get(reverse("bulk:history_json")).json()["jobs"]] == [new.pk, old.pk]
+
+
+def test_delete_and_clear_all_ask_first(client, user, fake_pool, make_dataset):
+    make_job(user, make_dataset(user, ["a"]), "completed")
+    client.force_login(user)
+    body = client.get(reverse("bulk:history")).content.decode()
+    # site.js asks these questions in a dialog before the form is sent (no inline script: the CSP forbids them)
+    assert re.search(r'action="/bulk/history/clear/" class="inline" data-confirm-dialog="Remove every', body)
+    assert re.search(r'action="/bulk/jobs/\d+/delete/" class="inline" data-confirm-dialog="Delete this job', body)
 
 
 def test_jobs_belong_to_their_owner(client, user, other_user, fake_pool, make_dataset):

@@ -96,10 +96,10 @@ def test_failed_prompts_fail_the_job_and_retry_runs_only_them(fake_pool, user, m
     real_chat = fake.chat
     broken = {"on": True}
 
-    def chat(messages, params, stop_event=None, tools=()):  # noqa: ANN001, ANN202
+    def chat(messages, params, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202  (whatever the engine takes)
         if broken["on"] and "BROKEN" in messages[-1].content:
             raise EngineError("the engine could not run this prompt")
-        return real_chat(messages, params, stop_event)
+        return real_chat(messages, params, *args, **kwargs)
 
     monkeypatch.setattr(fake, "chat", chat)
     job = job_create(user=user, dataset=dataset, model_id="fake-chat", params={})

@@ -39,7 +39,7 @@ def test_upload_into_a_new_dataset_then_append_to_it(client, user):
         (3, "More", 2),
     ]
     body = client.get(reverse("bulk:index")).content.decode()
-    assert "Questions" in body and "<td>3</td>" in body
+    assert "Questions" in body and '<td data-label="Prompts">3</td>' in body
 
 
 def test_a_bad_file_is_refused_naming_file_and_line_and_nothing_stored_is_lost(client, user):
@@ -55,6 +55,19 @@ def test_a_bad_file_is_refused_naming_file_and_line_and_nothing_stored_is_lost(c
     response = client.post(reverse("bulk:index"), {"new_name": "Fresh", "file": csv_file(b"prompt\nx\n")})
     assert "found &#x27;prompt&#x27;" in response.content.decode()
     assert not Dataset.objects.filter(name="Fresh").exists()  # a new dataset whose file was refused is not kept
+
+
+def test_a_spreadsheet_csv_with_an_id_column_gives_its_prompts_and_says_what_was_ignored(client, user):
+    client.force_login(user)
+    data = b'id,prompts,notes\n1,Hi,first\n2,"A, B",\n'
+    response = client.post(reverse("bulk:index"), {"new_name": "Sheet", "file": csv_file(data, name="sheet.csv")})
+    assert response.status_code == 302
+    assert list(Dataset.objects.get(name="Sheet").prompts.values_list("text", flat=True)) == ["Hi", "A, B"]
+    body = client.get(reverse("bulk:index")).content.decode()
+    assert (
+        "Added 2 prompts from sheet.csv to Sheet. Only the &#x27;prompts&#x27; column was read; ignored: "
+        "&#x27;id&#x27;, &#x27;notes&#x27;."
+    ) in body
 
 
 def test_a_dataset_must_be_chosen_or_named(client, user):
@@ -209,7 +222,7 @@ def test_an_upload_that_died_stays_hidden_from_every_reader_until_the_next_uploa
     # Every reader sees the three prompts only: counts, pages, a new job and the worker's claims.
     assert dataset.prompts.count() == 3 and Prompt.objects.filter(dataset=dataset).count() == 3
     client.force_login(user)
-    assert "<td>3</td>" in client.get(reverse("bulk:index")).content.decode()
+    assert '<td data-label="Prompts">3</td>' in client.get(reverse("bulk:index")).content.decode()
     page = client.get(reverse("bulk:dataset", args=[dataset.pk])).content.decode()
     assert "3 prompts." in page and "p0" not in page
     job = services.job_create(user=user, dataset=dataset, model_id="fake-chat", params={"max_tokens": 4})
