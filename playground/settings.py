@@ -164,8 +164,14 @@ PLAYGROUND_CACHE = env_str("PLAYGROUND_CACHE", "local")  # local | redis
 if PLAYGROUND_CHANNEL_LAYER not in ("memory", "redis") or PLAYGROUND_CACHE not in ("local", "redis"):
     raise ImproperlyConfigured("PLAYGROUND_CHANNEL_LAYER must be memory or redis, PLAYGROUND_CACHE local or redis")
 if PLAYGROUND_CHANNEL_LAYER == "redis":
+    # A consumer waits on the layer with 5-second blocking pops; redis-py 8 gives up reading after 5 seconds by
+    # default, so an idle socket's consumer died of a read timeout (1011) about every other pop. Reads may take
+    # longer than the pop; a dead server is still noticed.
     CHANNEL_LAYERS = {
-        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [PLAYGROUND_REDIS_URL]}}
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [{"address": PLAYGROUND_REDIS_URL, "socket_timeout": 30}]},
+        }
     }
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}

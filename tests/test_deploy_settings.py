@@ -172,3 +172,15 @@ def test_the_nginx_template_is_valid(tmp_path):
     assert re.search(r"location /bulk/ \{\s*client_max_body_size 520m;", config)
     assert re.search(r"location /v1/audio/ \{\s*client_max_body_size 27m;", config)
     assert "limit_conn per_client" in config and "limit_req zone=logins" in config
+
+
+def test_the_redis_channel_layer_reads_longer_than_its_blocking_pops():
+    """An idle socket's consumer waits on the layer in 5-second blocking pops: a read timeout at 5 seconds (redis-py
+    8's default) killed it (1011) about every other pop."""
+    code = (
+        "import json; from django.conf import settings; from channels_redis.core import RedisChannelLayer; "
+        "print(json.dumps([settings.CHANNEL_LAYERS['default']['CONFIG']['hosts'][0], RedisChannelLayer.brpop_timeout]))"
+    )
+    result = manage("shell", "-c", code, PLAYGROUND_CHANNEL_LAYER="redis")
+    host, pop = json.loads(result.stdout.strip().splitlines()[-1])
+    assert host["socket_timeout"] > pop

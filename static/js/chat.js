@@ -20,32 +20,6 @@
     return params;
   }
 
-  // Get Code: the lead's Code tab reads the panel's values from the query string.
-  document.addEventListener("click", (event) => {
-    const link = event.target.closest("[data-get-code]");
-    if (!link) return;
-    const form = document.getElementById("params");
-    if (!form) return;
-    event.preventDefault();
-    const values = new URLSearchParams(new FormData(form));
-    // The Code tab also fills in the text being written, if any.
-    const text = document.getElementById("chat-input") || document.getElementById("completion-prompt");
-    if (text && text.value.trim()) values.set("content", text.value);
-    // ... and the Tools panel's values, as JSON (left out when unset).
-    if (toolsPanel) {
-      const checked = toolsPanel.check();
-      if (checked.problem) {
-        toolsPanel.reveal(checked);
-        return;
-      }
-      for (const [name, value] of Object.entries(checked.fields)) {
-        if (value !== null) values.set(name, JSON.stringify(value));
-      }
-    }
-    const query = values.toString();
-    window.location.href = "?tab=code" + (query ? "&" + query : "");
-  });
-
   function metaText(frame) {
     const parts = [];
     if (frame.usage) {

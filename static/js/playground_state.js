@@ -440,13 +440,9 @@
       if (!link) return;
       const model = cardModel();
       const app = playgroundApp();
-      if (link.matches("[data-get-code]")) {
-        if (!app) return; // a studio page's button: studio.js puts its values in the link
-        // The text Playground's button is a plain link to the tab, which posts the state (initCode). chat.js's
-        // own handler would put the values in the URL instead (no system prompt, no history, and a URL has a
-        // length limit): it must not run.
-        event.stopPropagation();
-      }
+      // A studio page's button: studio.js puts its values in the link. The text Playground's is a plain link to
+      // the tab, which posts the state (initCode).
+      if (link.matches("[data-get-code]") && !app) return;
       if (!model) return;
       if (app && !leaving) store(model, readState(app));
       if (link.dataset.tab === "playground") {

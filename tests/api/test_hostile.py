@@ -82,7 +82,8 @@ def _raw(base: str, request: bytes) -> bytes:
     """Send raw bytes on a socket; what comes back before the server closes (or 10 s)."""
     host, port = base.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=10) as conn:
-        conn.sendall(request)
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # it may answer and close before the end
+            conn.sendall(request)
         chunks = []
         with contextlib.suppress(TimeoutError, ConnectionResetError):  # the server may reset after answering
             while chunk := conn.recv(65536):
