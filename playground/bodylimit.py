@@ -40,11 +40,13 @@ def body_limit(path: str) -> int:
     return int(settings.PLAYGROUND_MAX_JSON_BYTES)
 
 
-def _refusal(size: int | None, limit: int) -> tuple[bytes, bytes]:
-    """(status line and headers, body) of the 413, in the API's error shape."""
+def _refusal(size: int | None, limit: int, path: str) -> tuple[bytes, bytes]:
+    """(status line and headers, body) of the 413, in the error shape of the dialect that serves `path`."""
+    from playground.api.http import error_body  # http imports this module
+
     said = f"{size} bytes" if size is not None else "more bytes than that"
     problem = Problem("request_too_large", f"the request body is {said}; the limit here is {limit} bytes")
-    body = json.dumps(problem.body()).encode()
+    body = json.dumps(error_body(problem, path=path)).encode()
     head = (
         b"HTTP/1.1 413 Payload Too Large\r\nContent-Type: application/json\r\n"
         b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body)
@@ -66,13 +68,14 @@ def install_daphne_limit() -> None:
 
         request._body_refused = True
         request.content = io.BytesIO()  # nothing more is kept
-        head, body = _refusal(size, limit)
+        head, body = _refusal(size, limit, request._body_path)
         request.channel.transport.write(head + body)
         request.channel.loseConnection()
 
     def limited_got_length(self: Any, length: int | None) -> None:
         raw_path = getattr(self.channel, "_path", b"/") or b"/"
-        self._body_limit = body_limit(raw_path.split(b"?", 1)[0].decode("latin-1"))
+        self._body_path = raw_path.split(b"?", 1)[0].decode("latin-1")
+        self._body_limit = body_limit(self._body_path)
         self._body_seen = 0
         self._body_refused = False
         if length is not None and length > self._body_limit:
@@ -108,7 +111,7 @@ class BodyLimit:
         limit = body_limit(scope.get("path", "/"))
         declared = next((v for k, v in scope.get("headers", ()) if k == b"content-length"), None)
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            await self._refuse(send, int(declared), limit)
+            await self._refuse(send, int(declared), limit, scope.get("path", "/"))
             return
         seen = 0
         over = False
@@ -133,10 +136,10 @@ class BodyLimit:
 
         await self.app(scope, limited_receive, watched_send)
         if over and not started:
-            await self._refuse(send, None, limit)
+            await self._refuse(send, None, limit, scope.get("path", "/"))
 
-    async def _refuse(self, send: Send, size: int | None, limit: int) -> None:
-        _, body = _refusal(size, limit)
+    async def _refuse(self, send: Send, size: int | None, limit: int, path: str) -> None:
+        _, body = _refusal(size, limit, path)
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": 413, "headers": headers})
         await send({"type": "http.response.body", "body": body})

@@ -52,6 +52,12 @@ async def test_a_declared_length_over_the_limit_is_refused_before_the_app_reads(
     sent, read = await _run(_scope("/v1/chat/completions", 10**9), [b"x"])
     assert read == [] and sent[0]["status"] == 413
     assert json.loads(sent[1]["body"])["error"]["code"] == "request_too_large"
+    sent, _read = await _run(_scope("/ai/chat", 10**9), [b"x"])  # in the shape of the dialect that serves it
+    assert json.loads(sent[1]["body"])["error"] | {"message": ""} == {
+        "code": "request_too_large",
+        "message": "",
+        "status": 413,
+    }
 
 
 async def test_a_chunked_body_is_cut_off_at_the_limit(settings):

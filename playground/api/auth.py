@@ -51,6 +51,6 @@ def api_view(view: AsyncView) -> AsyncView:
             caller_set(Caller(user=token.user, token=token, source="api", endpoint=request.path))
             return await view(request, *args, **kwargs)
         except EngineError as exc:  # a Problem, or an engine's refusal
-            return error_response(problem(exc))
+            return error_response(problem(exc), path=request.path)  # in the shape of the route's dialect
 
     return csrf_exempt(wrapper)

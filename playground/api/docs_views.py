@@ -74,7 +74,7 @@ def api_docs(request: HttpRequest) -> HttpResponse:
     context = {
         "base_url": base,
         "document": document,
-        "groups": [(tag, [row for row in rows if row.tag == tag]) for tag in ("OpenAI", "TGI", "Service")],
+        "groups": [(tag, [row for row in rows if row.tag == tag]) for tag in ("OpenAI", "TGI", "Unified", "Service")],
         "errors": openapi.error_rows(),
         "error_example": json.dumps(document["components"]["schemas"]["Error"]["examples"][0], indent=2),
         "auth_limit": settings.PLAYGROUND_AUTH_FAILURE_LIMIT,

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterable, Mapping
+from collections.abc import AsyncIterable, Callable, Mapping
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 
 from playground.bodylimit import body_limit
+from playground.contract import ai as ai_contract
 from playground.contract.errors import Problem
 from playground.contract.fields import json_parse
 
@@ -21,9 +22,20 @@ TIER_HEADER = "X-Service-Tier"
 INLINE_PARSE_BYTES = 64 * 1024  # smaller bodies parse in microseconds, on the loop
 
 
-def error_response(problem: Problem) -> JsonResponse:
-    """The documented error JSON with the code's status (and its headers: Retry-After, Allow, ...)."""
-    response = JsonResponse(problem.body(), status=problem.status)
+# The error body's shape by route: a dialect with a shape of its own, by path prefix; every other route OpenAI's.
+ERROR_SHAPES: dict[str, Callable[[Problem], dict[str, Any]]] = {"/ai/": ai_contract.error_body}
+
+
+def error_body(problem: Problem, *, path: str = "") -> dict[str, Any]:
+    """The error JSON in the shape of the dialect that serves `path` (Problem.body() unless ERROR_SHAPES says)."""
+    render = next((shape for prefix, shape in ERROR_SHAPES.items() if path.startswith(prefix)), Problem.body)
+    return render(problem)
+
+
+def error_response(problem: Problem, *, path: str = "") -> JsonResponse:
+    """The documented error JSON, in the shape of the route's dialect, with the code's status (and its headers:
+    Retry-After, Allow, ...)."""
+    response = JsonResponse(error_body(problem, path=path), status=problem.status)
     for name, value in problem.headers.items():
         response[name] = value
     return response

@@ -15,7 +15,7 @@ from pydantic.json_schema import JsonSchemaMode, models_json_schema
 from inference import ModelSpec
 from inference.audioformat import FORMATS, available
 from playground import engines, serving
-from playground.contract import openai, tgi
+from playground.contract import ai, openai, tgi
 from playground.contract.errors import CODES, Code, Problem
 
 OPENAPI_VERSION = "3.1.0"
@@ -60,6 +60,7 @@ _RESPONSE_NAMES = {
     504: "GatewayTimeout",
 }
 REF_TEMPLATE = "#/components/schemas/{model}"
+AI_PREFIX = "Ai"  # the /ai/ routes' error responses: components/responses/AiBadRequest, ...
 # The task(s) whose model ids go into each request schema's model field as examples.
 MODEL_TASKS = {
     "ChatCompletionRequest": ("text-to-text",),
@@ -67,6 +68,9 @@ MODEL_TASKS = {
     "EmbeddingRequest": ("embeddings",),
     "SpeechRequest": ("text-to-speech",),
     "TranscriptionRequest": ("speech-to-text",),
+    "AiChatRequest": ("text-to-text",),
+    "AiGenerateRequest": serving.TEXT_TASKS,
+    "AiEmbeddingsRequest": ("embeddings",),
 }
 
 
@@ -81,8 +85,8 @@ def _model_ids(specs: list[ModelSpec], *tasks: str) -> list[str]:
 def _contract_schemas(specs: list[ModelSpec]) -> dict[str, Any]:
     """Every request and response schema, generated from the contract's models (the ones that validate)."""
     models: list[tuple[type[BaseModel], JsonSchemaMode]] = [
-        *((m, "validation") for m in (*openai.REQUESTS, *tgi.REQUESTS)),
-        *((m, "serialization") for m in (*openai.RESPONSES, *tgi.RESPONSES)),
+        *((m, "validation") for m in (*openai.REQUESTS, *tgi.REQUESTS, *ai.REQUESTS)),
+        *((m, "serialization") for m in (*openai.RESPONSES, *tgi.RESPONSES, *ai.RESPONSES)),
     ]
     _, top = models_json_schema(models, ref_template=REF_TEMPLATE)
     schemas: dict[str, Any] = top["$defs"]
@@ -174,7 +178,12 @@ HEALTH: dict[str, Any] = {
 
 
 def _error_responses() -> dict[str, Any]:
-    error = {JSON: {"schema": _ref("Error")}}
+    """Every error status as a reusable response, in OpenAI's shape (Error) and, prefixed Ai, in the /ai/ shape."""
+    return {**_error_responses_as("Error"), **_error_responses_as("AiError", prefix=AI_PREFIX)}
+
+
+def _error_responses_as(schema: str, *, prefix: str = "") -> dict[str, Any]:
+    error = {JSON: {"schema": _ref(schema)}}
     retry_after = {
         "Retry-After": {"description": "Seconds to wait before retrying.", "schema": {"type": "integer", "minimum": 0}}
     }
@@ -188,12 +197,13 @@ def _error_responses() -> dict[str, Any]:
             response["headers"] = {"WWW-Authenticate": {"schema": {"type": "string", "const": "Bearer"}}}
         if status == 405:
             response["headers"] = {"Allow": {"schema": {"type": "string"}}}
-        responses[name] = response
+        responses[prefix + name] = response
     return responses
 
 
-def _errors(*statuses: int) -> dict[str, Any]:
-    return {str(s): {"$ref": f"#/components/responses/{_RESPONSE_NAMES[s]}"} for s in statuses}
+def _errors(*statuses: int, prefix: str = "") -> dict[str, Any]:
+    """References to the error responses (`prefix` AI_PREFIX: in the /ai/ shape)."""
+    return {str(s): {"$ref": f"#/components/responses/{prefix}{_RESPONSE_NAMES[s]}"} for s in statuses}
 
 
 # What each kind of operation can answer besides 200.
@@ -492,6 +502,66 @@ def _tgi_paths(specs: list[ModelSpec]) -> dict[str, Any]:
     }
 
 
+def _ai_paths(specs: list[ModelSpec]) -> dict[str, Any]:
+    """The unified-inference dialect's routes; every error in its own shape (AiError)."""
+    chat_model = _first(specs, "text-to-text")
+    errors = _errors(*ENGINE_ERRORS, prefix=AI_PREFIX)
+
+    def operation(operation_id: str, summary: str, request: str, example: dict[str, Any], ok: Any) -> dict[str, Any]:
+        return {
+            "post": {
+                "operationId": operation_id,
+                "tags": ["Unified"],
+                "summary": summary,
+                "requestBody": _json_body(request, example),
+                "responses": {"200": ok, **errors},
+            }
+        }
+
+    chat_events = _sse(
+        "data: <AiChatChunk>\\n\\n per piece, the last with finish_reason and usage, then data: [DONE]; a tool call "
+        "comes whole, once complete, as a tool_calls delta; an error after the stream started is one AiError event "
+        "before [DONE].",
+        'data: {"delta": {"content": "Hi"}}\n\ndata: {"delta": {}, "finish_reason": "stop", "usage": '
+        '{"prompt_tokens": 9, "completion_tokens": 1, "total_tokens": 10}}\n\ndata: [DONE]\n\n',
+    )
+    embeddings = {"oneOf": [_ref("AiEmbedding"), _ref("AiEmbeddings")]}
+    return {
+        "/ai/models": {
+            "get": {
+                "operationId": "aiListModels",
+                "tags": ["Unified"],
+                "summary": "List the models the /ai/ routes serve, with their capabilities",
+                "responses": {
+                    "200": _ok("The models.", {JSON: {"schema": _ref("AiModelList")}}),
+                    **_errors(*AUTH_ERRORS, 405, prefix=AI_PREFIX),
+                },
+            }
+        },
+        "/ai/chat": operation(
+            "aiChat",
+            "Chat with a text-to-text model (unified), with tools",
+            "AiChatRequest",
+            {"model": chat_model, "messages": [{"role": "user", "content": "Hello!"}], "max_tokens": 64},
+            _ok("The reply, or a stream of deltas.", {JSON: {"schema": _ref("AiChatResponse")}, SSE: chat_events}),
+        ),
+        "/ai/generate": operation(
+            "aiGenerate",
+            "Generate text from a prompt (unified)",
+            "AiGenerateRequest",
+            {"model": _first(specs, "text-completion", "text-to-text"), "prompt": "The sky is", "max_tokens": 32},
+            _ok("The generated text.", {JSON: {"schema": _ref("AiGenerateResponse")}}),
+        ),
+        "/ai/embeddings": operation(
+            "aiEmbeddings",
+            "Embed a text or a list of texts (unified)",
+            "AiEmbeddingsRequest",
+            {"model": _first(specs, "embeddings"), "input": "a text"},
+            _ok("A string input: embedding; a list: embeddings.", {JSON: {"schema": embeddings}}),
+        ),
+    }
+
+
 def _open_paths() -> dict[str, Any]:
     return {
         "/health": {
@@ -528,17 +598,23 @@ def openapi_document(*, server_url: str = "") -> dict[str, Any]:
         "info": {
             "title": "GenAI Playground API",
             "version": tgi.VERSION,
-            "description": "OpenAI-compatible /v1 endpoints and Hugging Face TGI-compatible endpoints for the "
-            "models this server runs in-process (llama.cpp, faster-whisper, Piper). " + auth,
+            "description": "OpenAI-compatible /v1 endpoints, Hugging Face TGI-compatible endpoints and the "
+            "unified-inference /ai/ endpoints for the models this server runs in-process (llama.cpp, "
+            "faster-whisper, Piper). " + auth,
         },
         "servers": [{"url": server_url or "/"}],
         "security": [{"bearerAuth": []}],
         "tags": [
             {"name": "OpenAI", "description": "OpenAI's /v1 dialect: the official openai SDKs work with base_url."},
             {"name": "TGI", "description": "Hugging Face Text Generation Inference's routes."},
+            {
+                "name": "Unified",
+                "description": "The unified-inference dialect under /ai/: chat (with tools), generate, embeddings, "
+                'models; its errors are {"error": {"code", "message", "param"?, "retry_after"?, "status"}}.',
+            },
             {"name": "Service", "description": "Open endpoints: health and this document."},
         ],
-        "paths": {**_openai_paths(specs), **_tgi_paths(specs), **_open_paths()},
+        "paths": {**_openai_paths(specs), **_tgi_paths(specs), **_ai_paths(specs), **_open_paths()},
         "components": {
             "securitySchemes": {
                 "bearerAuth": {"type": "http", "scheme": "bearer", "description": auth},
@@ -586,7 +662,7 @@ def endpoint_rows(document: dict[str, Any]) -> list[EndpointRow]:
                 schema = _schema(document, media["schema"])
                 required = set(schema.get("required", ()))
                 names += [f"{name}{'*' if name in required else ''}" for name in schema.get("properties", {})]
-                if path == "/" or path.endswith(("generate", "generate_stream")):
+                if media["schema"] == _ref("GenerateRequest"):  # TGI's routes
                     params = _schema(document, _ref("GenerateParameters"))
                     names += [f"parameters.{name}" for name in params["properties"]]
             ok = operation["responses"].get("200", {})
