@@ -13,6 +13,7 @@ Two layers, one rule (`body_limit`):
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -28,6 +29,9 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 MULTIPART_SLACK = 1024 * 1024  # the form fields and boundaries around an uploaded file
 
+# A deployed endpoint's audio uploads (playground/endpoints/api_urls.py) weigh what /v1/audio/ allows.
+ENDPOINT_AUDIO = re.compile(r"/project/p-\d+/endpoint/is-\d+/v1/audio/(?:transcriptions|translations)")
+
 
 def body_limit(path: str) -> int:
     """The most bytes a request body to `path` may have."""
@@ -35,7 +39,7 @@ def body_limit(path: str) -> int:
         from playground.bulk.csvfile import MAX_BYTES
 
         return MAX_BYTES + MULTIPART_SLACK
-    if path.startswith(("/v1/audio/transcriptions", "/v1/audio/translations")):
+    if path.startswith(("/v1/audio/transcriptions", "/v1/audio/translations")) or ENDPOINT_AUDIO.match(path):
         return int(settings.PLAYGROUND_MAX_BODY_BYTES)
     return int(settings.PLAYGROUND_MAX_JSON_BYTES)
 

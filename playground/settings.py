@@ -85,6 +85,8 @@ INSTALLED_APPS = [
     "playground.usage",
     "playground.bulk",
     "playground.compare",
+    "playground.projects",
+    "playground.endpoints",
     "django_tasks_db",
 ]
 
@@ -113,6 +115,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "playground.accounts.context_processors.signup",
+                "playground.projects.context_processors.projects",
             ],
         },
     },

@@ -16,6 +16,9 @@ urlpatterns = [
     path("usage/", include("playground.usage.urls")),
     path("bulk/", include("playground.bulk.urls")),
     path("compare/", include("playground.compare.urls")),
+    path("projects/", include("playground.projects.urls")),
+    path("endpoints/", include("playground.endpoints.urls")),
+    path("project/p-<int:project_id>/endpoint/is-<int:endpoint_id>/v1/", include("playground.endpoints.api_urls")),
     path("pricing/", include((pricing_urlpatterns, "pricing"))),
     path("metrics", metrics, name="metrics"),
     path("favicon.ico", RedirectView.as_view(url=static("favicon.svg"), permanent=True)),  # for clients that ask

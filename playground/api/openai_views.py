@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import functools
+from collections.abc import Callable
+from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
@@ -24,6 +27,7 @@ from playground.api.http import (
     served,
 )
 from playground.contract.errors import Problem
+from playground.endpoints.selectors import endpoint_models
 
 
 def _query_tier(request: HttpRequest) -> str | None:
@@ -33,7 +37,11 @@ def _query_tier(request: HttpRequest) -> str | None:
 @api_view
 async def models(request: HttpRequest) -> HttpResponse:
     require_method(request, "GET")
-    return JsonResponse(openai.models_list())
+    listed = openai.models_list()
+    # The token's project's deployed endpoints too, each by its id (is-<id>) with its URL and its model as root.
+    token = request.api_token  # type: ignore[attr-defined]  # set by api_view
+    listed["data"] += await sync_to_async(endpoint_models)(project_id=token.project_id)
+    return JsonResponse(listed)
 
 
 @api_view
@@ -42,9 +50,15 @@ async def model_detail(request: HttpRequest, model_id: str) -> HttpResponse:
     return JsonResponse(openai.model_get(model_id=model_id))
 
 
-async def _text(request: HttpRequest, *, chat: bool) -> HttpResponse:
+Adjust = Callable[[dict[str, Any]], dict[str, Any]] | None  # a deployed endpoint's changes to the body
+
+
+async def text_response(request: HttpRequest, *, chat: bool, adjust: Adjust = None) -> HttpResponse:
+    """/v1/chat/completions and /v1/completions; a deployed endpoint's routes call it with `adjust`."""
     require_method(request, "POST")
     body = await json_body(request)
+    if adjust is not None:
+        body = adjust(body)
     parse = functools.partial(openai.text_request, chat=chat, body=body, query_tier=_query_tier(request))
     # Building a grammar from a JSON Schema, or validating a large body, happens on a worker thread.
     off_loop = openai.needs_thread(body) or len(request.body) > INLINE_PARSE_BYTES
@@ -58,45 +72,57 @@ async def _text(request: HttpRequest, *, chat: bool) -> HttpResponse:
 
 @api_view
 async def chat_completions(request: HttpRequest) -> HttpResponse:
-    return await _text(request, chat=True)
+    return await text_response(request, chat=True)
 
 
 @api_view
 async def completions(request: HttpRequest) -> HttpResponse:
-    return await _text(request, chat=False)
+    return await text_response(request, chat=False)
+
+
+async def embeddings_response(request: HttpRequest, *, adjust: Adjust = None) -> HttpResponse:
+    require_method(request, "POST")
+    body = await json_body(request)
+    result = await openai.embeddings(body=body if adjust is None else adjust(body), query_tier=_query_tier(request))
+    return served(JsonResponse(result), result["service_tier"])
 
 
 @api_view
 async def embeddings(request: HttpRequest) -> HttpResponse:
-    require_method(request, "POST")
-    result = await openai.embeddings(body=await json_body(request), query_tier=_query_tier(request))
-    return served(JsonResponse(result), result["service_tier"])
+    return await embeddings_response(request)
 
 
-async def _audio_text(request: HttpRequest, task: str) -> HttpResponse:
+async def audio_text_response(request: HttpRequest, task: str, *, adjust: Adjust = None) -> HttpResponse:
     require_method(request, "POST")
     fields, audio = multipart_body(request)
+    if adjust is not None:
+        fields = adjust(fields)
     rendered = await openai.transcription(task=task, fields=fields, audio=audio, query_tier=_query_tier(request))
     return served(HttpResponse(rendered.content, content_type=rendered.content_type), rendered.service_tier)
 
 
 @api_view
 async def transcriptions(request: HttpRequest) -> HttpResponse:
-    return await _audio_text(request, "transcribe")
+    return await audio_text_response(request, "transcribe")
 
 
 @api_view
 async def translations(request: HttpRequest) -> HttpResponse:
-    return await _audio_text(request, "translate")
+    return await audio_text_response(request, "translate")
+
+
+async def speech_response(request: HttpRequest, *, adjust: Adjust = None) -> HttpResponse:
+    require_method(request, "POST")
+    body = await json_body(request)
+    rendered = await openai.speech(body=body if adjust is None else adjust(body), query_tier=_query_tier(request))
+    response = HttpResponse(rendered.content, content_type=rendered.content_type)
+    response["Content-Disposition"] = f'attachment; filename="{rendered.filename}"'
+    return served(response, rendered.service_tier)
 
 
 @api_view
 async def speech(request: HttpRequest) -> HttpResponse:
-    require_method(request, "POST")
-    rendered = await openai.speech(body=await json_body(request), query_tier=_query_tier(request))
-    response = HttpResponse(rendered.content, content_type=rendered.content_type)
-    response["Content-Disposition"] = f'attachment; filename="{rendered.filename}"'
-    return served(response, rendered.service_tier)
+    return await speech_response(request)
 
 
 @csrf_exempt

@@ -15,9 +15,9 @@ class UploadForm(forms.Form):
         help_text="UTF-8 CSV with a column headed 'prompts' (other columns are ignored), at most 500 MB.",
     )
 
-    def __init__(self, *args: object, user: object, **kwargs: object) -> None:
+    def __init__(self, *args: object, project: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["dataset"].queryset = Dataset.objects.filter(user=user)
+        self.fields["dataset"].queryset = Dataset.objects.filter(project=project)
 
     def clean_new_name(self) -> str:
         return " ".join(self.cleaned_data["new_name"].split())

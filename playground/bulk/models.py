@@ -1,14 +1,24 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
+
+from playground.projects.models import personal_project_id
 
 
 class Dataset(models.Model):
     """A named set of prompts a user uploads (one CSV or several) and runs bulk jobs over."""
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="datasets")
+    # The project it belongs to (the user above is who did it). Nullable only for the migration that filled it: save()
+    # fills it when the caller names none.
+    project = models.ForeignKey(
+        "projects.Project", null=True, blank=True, on_delete=models.CASCADE, related_name="datasets"
+    )
+    project_id: int | None  # its column, for type checking
     name = models.CharField(max_length=100)
     created_at = models.DateTimeField(auto_now_add=True)
     # The upload in progress, if any (services.dataset_upload): its prompts are stored in short batches from
@@ -22,10 +32,15 @@ class Dataset(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
-        constraints = [models.UniqueConstraint(fields=["user", "name"], name="dataset_name_per_user")]
+        constraints = [models.UniqueConstraint(fields=["project", "name"], name="dataset_name_per_project")]
 
     def __str__(self) -> str:
         return self.name
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.project_id is None:  # a caller that names no project: the user's personal project
+            self.project_id = personal_project_id(self.user_id)
+        super().save(*args, **kwargs)
 
 
 class VisiblePrompts(models.Manager["Prompt"]):
@@ -74,6 +89,12 @@ class BulkJob(models.Model):
     CLEARABLE = (Status.COMPLETED, Status.FAILED)
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="bulk_jobs")
+    # The project it belongs to (the user above is who did it). Nullable only for the migration that filled it: save()
+    # fills it when the caller names none.
+    project = models.ForeignKey(
+        "projects.Project", null=True, blank=True, on_delete=models.CASCADE, related_name="bulk_jobs"
+    )
+    project_id: int | None  # its column, for type checking
     dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="jobs")
     model_id = models.CharField(max_length=100)
     system_prompt = models.TextField(blank=True)
@@ -94,6 +115,11 @@ class BulkJob(models.Model):
 
     def __str__(self) -> str:
         return f"{self.dataset.name} · {self.model_id} · {self.status}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.project_id is None:  # no project named: the dataset's, else the personal one
+            self.project_id = self.dataset.project_id or personal_project_id(self.user_id)
+        super().save(*args, **kwargs)
 
     @property
     def finished(self) -> bool:

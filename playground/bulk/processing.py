@@ -101,7 +101,7 @@ def job_process(job_id: int, *, worker: str | None = None) -> None:
         return
     heartbeat = Heartbeat(job_id, worker)
     heartbeat.start()
-    caller = Caller(user=job.user, source="bulk", endpoint="bulk")
+    caller = Caller(user=job.user, project_id=job.project_id, source="bulk", endpoint="bulk")
     cursor = 0
     try:
         with metered_as(caller):

@@ -24,6 +24,8 @@ from playground import serving
 from playground.bulk.csvfile import prompts_read
 from playground.bulk.models import BulkItem, BulkJob, Dataset, Prompt
 from playground.bulk.processing import lease
+from playground.projects.models import Project
+from playground.projects.services import project_personal
 from playground.serving import TEXT_TASKS
 
 logger = logging.getLogger(__name__)
@@ -52,26 +54,28 @@ class DatasetBusy(Exception):
     """The dataset cannot be deleted now: a job over it is queued or running (the message says so)."""
 
 
-def dataset_create(*, user: AbstractBaseUser, name: str) -> Dataset:
-    dataset, _ = Dataset.objects.get_or_create(user=user, name=name.strip())
+def dataset_create(*, user: AbstractBaseUser, name: str, project: Project | None = None) -> Dataset:
+    """The project's dataset of this name (default: the user's personal project), created by the user if new."""
+    project = project or project_personal(user=user)
+    dataset, _ = Dataset.objects.get_or_create(project=project, name=name.strip(), defaults={"user": user})
     return dataset
 
 
-def datasets_with_counts(*, user: AbstractBaseUser) -> QuerySet[Dataset]:
-    """The user's datasets with `prompt_count`: the prompts they hold (an upload still in progress not counted),
+def datasets_with_counts(*, project: Project) -> QuerySet[Dataset]:
+    """The project's datasets with `prompt_count`: the prompts they hold (an upload still in progress not counted),
     newest first (an aggregate drops Meta.ordering, so it is given here)."""
     visible = Q(upload_from__isnull=True) | Q(prompts__position__lt=F("upload_from"))
-    counted = Dataset.objects.filter(user=user).annotate(prompt_count=Count("prompts", filter=visible))
+    counted = Dataset.objects.filter(project=project).annotate(prompt_count=Count("prompts", filter=visible))
     return counted.order_by("-created_at", "-pk")
 
 
 def dataset_rename(*, dataset: Dataset, name: str) -> bool:
-    """Give the dataset another name; False when the user already has a dataset of that name."""
+    """Give the dataset another name; False when its project already has a dataset of that name."""
     name = " ".join(name.split())
     try:
         with transaction.atomic():
             Dataset.objects.filter(pk=dataset.pk).update(name=name)
-    except IntegrityError:  # dataset_name_per_user
+    except IntegrityError:  # dataset_name_per_project
         return False
     dataset.name = name
     return True
@@ -294,9 +298,9 @@ def job_delete(job: BulkJob) -> bool:
     return bool(BulkJob.objects.filter(pk=job.pk, status__in=BulkJob.FINISHED).delete()[0])
 
 
-def jobs_clear(*, user: AbstractBaseUser) -> int:
-    """Remove every Completed or Failed job of the user, and only those."""
-    jobs = BulkJob.objects.filter(user=user, status__in=BulkJob.CLEARABLE)
+def jobs_clear(*, project: Project) -> int:
+    """Remove every Completed or Failed job of the project, and only those."""
+    jobs = BulkJob.objects.filter(project=project, status__in=BulkJob.CLEARABLE)
     count = jobs.count()
     jobs.delete()
     return count

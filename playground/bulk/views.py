@@ -43,6 +43,8 @@ from playground.bulk.services import (
     result_batch,
 )
 from playground.catalog.forms import SamplingForm
+from playground.projects.selectors import project_ids
+from playground.projects.session import current_project
 from playground.serving import TEXT_TASKS
 
 
@@ -60,7 +62,8 @@ def _on_disk(upload: UploadedFile) -> tuple[Path, bool]:
 @login_required
 @require_http_methods(["GET", "POST"])
 def index(request: HttpRequest) -> HttpResponse:
-    form = UploadForm(request.POST or None, request.FILES or None, user=request.user)
+    project = current_project(request)
+    form = UploadForm(request.POST or None, request.FILES or None, project=project)
     if request.method == "POST" and form.is_valid():
         upload = form.cleaned_data["file"]
         if upload.size > MAX_BYTES:
@@ -70,7 +73,7 @@ def index(request: HttpRequest) -> HttpResponse:
         else:
             path, remove = _on_disk(upload)
             dataset = form.cleaned_data["dataset"] or dataset_create(
-                user=request.user, name=form.cleaned_data["new_name"]
+                user=request.user, project=project, name=form.cleaned_data["new_name"]
             )
             ignored: list[str] = []
             try:
@@ -87,9 +90,14 @@ def index(request: HttpRequest) -> HttpResponse:
             finally:
                 if remove:
                     path.unlink(missing_ok=True)
-    datasets = datasets_with_counts(user=request.user)
-    context = {"form": form, "datasets": datasets, "notice": request.session.pop("bulk_notice", "")}
+    datasets = datasets_with_counts(project=project)
+    context = {"form": form, "datasets": datasets, "project": project, "notice": request.session.pop("bulk_notice", "")}
     return render(request, "bulk/index.html", context, status=400 if form.errors else 200)
+
+
+def _dataset(request: HttpRequest, dataset_id: int) -> Dataset:
+    """A dataset of one of the user's projects (any member may use it); a non-member: 404."""
+    return get_object_or_404(Dataset, pk=dataset_id, project__in=project_ids(user=request.user))
 
 
 def _text_models() -> list[tuple[str, str]]:
@@ -100,7 +108,7 @@ def _text_models() -> list[tuple[str, str]]:
 @require_http_methods(["GET", "POST"])
 def dataset_detail(request: HttpRequest, dataset_id: int) -> HttpResponse:
     """The dataset's prompts, and the form that starts a job over them."""
-    dataset = get_object_or_404(Dataset, pk=dataset_id, user=request.user)
+    dataset = _dataset(request, dataset_id)
     models = _text_models()
     pool = engines.get_pool()
     data = request.POST if request.method == "POST" else None
@@ -145,20 +153,20 @@ def _dataset_page(request: HttpRequest, dataset: Dataset, notice: str) -> HttpRe
 @login_required
 @require_POST
 def dataset_rename_view(request: HttpRequest, dataset_id: int) -> HttpResponse:
-    dataset = get_object_or_404(Dataset, pk=dataset_id, user=request.user)
+    dataset = _dataset(request, dataset_id)
     form = DatasetRenameForm(request.POST)
     if not form.is_valid():
         return _dataset_page(request, dataset, "Not renamed: " + " ".join(form.errors["name"]))
     old, name = dataset.name, form.cleaned_data["name"]
     if not dataset_rename(dataset=dataset, name=name):
-        return _dataset_page(request, dataset, f"Not renamed: you already have a dataset named {name}.")
+        return _dataset_page(request, dataset, f"Not renamed: the project already has a dataset named {name}.")
     return _dataset_page(request, dataset, f"Renamed {old} to {dataset.name}.")
 
 
 @login_required
 @require_POST
 def dataset_delete_view(request: HttpRequest, dataset_id: int) -> HttpResponse:
-    dataset = get_object_or_404(Dataset, pk=dataset_id, user=request.user)
+    dataset = _dataset(request, dataset_id)
     try:
         jobs = dataset_delete(dataset=dataset)
     except DatasetBusy as exc:
@@ -171,7 +179,7 @@ def dataset_delete_view(request: HttpRequest, dataset_id: int) -> HttpResponse:
 
 def _user_jobs(request: HttpRequest) -> list[dict[str, object]]:
     rows = []
-    for job in jobs_with_progress(BulkJob.objects.filter(user=request.user)):
+    for job in jobs_with_progress(BulkJob.objects.filter(project=current_project(request))):
         rows.append(
             {
                 **job_progress(job),
@@ -190,8 +198,8 @@ def _user_jobs(request: HttpRequest) -> list[dict[str, object]]:
 @login_required
 @require_GET
 def history(request: HttpRequest) -> HttpResponse:
-    """Async History: every job of the user, its live progress and what can be done with it."""
-    jobs = list(jobs_with_progress(BulkJob.objects.filter(user=request.user)))
+    """Async History: every job of the current project, its live progress and what can be done with it."""
+    jobs = list(jobs_with_progress(BulkJob.objects.filter(project=current_project(request))))
     rows = [(job, {**job_progress(job), "retry_label": job_retry_label(job)}) for job in jobs]
     return render(request, "bulk/history.html", {"rows": rows, "notice": request.session.pop("bulk_notice", "")})
 
@@ -203,7 +211,8 @@ def history_json(request: HttpRequest) -> JsonResponse:
 
 
 def _own_job(request: HttpRequest, job_id: int) -> BulkJob:
-    return get_object_or_404(BulkJob, pk=job_id, user=request.user)
+    """A job of one of the user's projects (any member may act on it); a non-member: 404."""
+    return get_object_or_404(BulkJob, pk=job_id, project__in=project_ids(user=request.user))
 
 
 def _back(request: HttpRequest, notice: str) -> HttpResponse:
@@ -242,7 +251,7 @@ def job_delete_view(request: HttpRequest, job_id: int) -> HttpResponse:
 @login_required
 @require_POST
 def jobs_clear_view(request: HttpRequest) -> HttpResponse:
-    count = jobs_clear(user=request.user)
+    count = jobs_clear(project=current_project(request))
     return _back(request, f"Cleared {count} completed or failed job{'s' if count != 1 else ''}.")
 
 

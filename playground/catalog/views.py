@@ -20,6 +20,7 @@ from playground.catalog.selectors import (
     model_row,
     text_model_choices,
 )
+from playground.projects.session import current_project
 from playground.serving import TEXT_TASKS
 
 TABS = (
@@ -211,7 +212,12 @@ def _playground_context(request: HttpRequest, spec: ModelSpec) -> dict[str, Any]
         from playground.chat.selectors import playground_context
         from playground.presets.selectors import last_settings_get, preset_list
 
-        chat = playground_context(user=request.user, spec=spec, conversation_id=request.GET.get("conversation"))
+        chat = playground_context(
+            user=request.user,
+            spec=spec,
+            conversation_id=request.GET.get("conversation"),
+            project=current_project(request),
+        )
         context.update(chat)
         # A conversation reopens with the parameters of its latest reply; a new chat starts from the settings of
         # the user's latest reply from this model; else the catalog's defaults.
@@ -262,7 +268,9 @@ def card(request: HttpRequest, model_id: str) -> HttpResponse:
         from playground.usage.selectors import usage_summary
 
         end = timezone.localdate()
-        context["usage"] = usage_summary(user=request.user, start=end - timedelta(days=29), end=end, model_id=spec.id)
+        context["usage"] = usage_summary(
+            project=current_project(request), start=end - timedelta(days=29), end=end, model_id=spec.id
+        )
     elif tab == "api":
         from playground.catalog.schemas import endpoint_schema
 

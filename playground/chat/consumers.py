@@ -113,6 +113,7 @@ from playground.chat.models import Conversation, Message
 from playground.chat.selectors import conversation_get, conversation_messages, conversation_path, message_data
 from playground.contract.errors import Problem, problem
 from playground.contract.fields import json_parse
+from playground.projects.session import session_membership
 from playground.usage.services import Caller, caller_set, measured
 
 logger = logging.getLogger(__name__)
@@ -187,8 +188,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if self.user is None or not self.user.is_authenticated:
             await self.close(code=4401)
             return
-        # Every generation this socket starts (tasks copy this context) is metered as this user.
-        caller_set(Caller(user=self.user, source="playground", endpoint="ws/chat"))
+        # Every generation this socket starts (tasks copy this context) is metered as this user,
+        # billed to the session's current project.
+        session = self.scope.get("session") or {}
+        membership = await database_sync_to_async(session_membership)(user=self.user, session=session)
+        self.project = membership.project  # where new conversations go
+        caller_set(Caller(user=self.user, project_id=membership.project_id, source="playground", endpoint="ws/chat"))
         await self.accept()
 
     async def disconnect(self, code: int) -> None:
@@ -273,6 +278,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         turn = await database_sync_to_async(services.turn_prepare)(
             user=self.user,
+            project=self.project,
             model_id=data["model"],
             conversation=conversation,
             system_prompt=data["system"],

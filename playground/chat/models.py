@@ -8,6 +8,8 @@ from typing import Any
 from django.conf import settings
 from django.db import models
 
+from playground.projects.models import personal_project_id
+
 
 def pretty_json(text: str) -> str:
     """JSON text indented for reading; text that is not JSON (a call cut short) as it is."""
@@ -24,6 +26,12 @@ class Overflow(models.TextChoices):
 
 class Conversation(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="conversations")
+    # The project it belongs to (the user above is who did it). Nullable only for the migration that filled it: save()
+    # fills it when the caller names none.
+    project = models.ForeignKey(
+        "projects.Project", null=True, blank=True, on_delete=models.CASCADE, related_name="conversations"
+    )
+    project_id: int | None  # its column, for type checking
     model_id = models.CharField(max_length=100, help_text="The model of the latest reply.")
     title = models.CharField(max_length=200, blank=True)
     system_prompt = models.TextField(blank=True)
@@ -48,6 +56,11 @@ class Conversation(models.Model):
 
     def __str__(self) -> str:
         return self.title or f"Conversation {self.pk}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.project_id is None:  # a caller that names no project: the user's personal project
+            self.project_id = personal_project_id(self.user_id)
+        super().save(*args, **kwargs)
 
     def tool_fields(self) -> dict[str, Any]:
         """The saved tool fields as a socket frame carries them."""

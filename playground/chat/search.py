@@ -7,14 +7,17 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from playground.chat.models import Conversation, Message
 from playground.chat.selectors import conversation_list
+from playground.projects.models import Project
 
 MAX_QUERY_LENGTH = 200
 
 
-def conversation_search(*, user: AbstractBaseUser, query: str) -> QuerySet[Conversation]:
+def conversation_search(
+    *, user: AbstractBaseUser, query: str, project: Project | None = None
+) -> QuerySet[Conversation]:
     """The user's conversations whose title or any message contains `query` (case-insensitive), most recently
     active first; every one for a blank query."""
-    conversations = conversation_list(user=user)
+    conversations = conversation_list(user=user, project=project)
     query = query.strip()[:MAX_QUERY_LENGTH]
     if not query:
         return conversations

@@ -1,4 +1,5 @@
-"""Reading conversations: always through the owner, so another user's rows are never reachable."""
+"""Reading conversations: always through the user's project memberships, so a non-member's rows are never
+reachable."""
 
 from __future__ import annotations
 
@@ -12,16 +13,20 @@ from inference import ChatMessage, ModelSpec
 from inference.types import ToolCall
 from playground import engines
 from playground.chat.models import Conversation, Message, Overflow
+from playground.projects.models import Project
+from playground.projects.selectors import project_ids
 
 
-def conversation_list(*, user: AbstractBaseUser) -> QuerySet[Conversation]:
-    """The user's conversations, most recently active first."""
-    return Conversation.objects.filter(user=user)
+def conversation_list(*, user: AbstractBaseUser, project: Project | None = None) -> QuerySet[Conversation]:
+    """The conversations of the user's projects (of one of them, given), most recently active first."""
+    conversations = Conversation.objects.filter(project__in=project_ids(user=user))
+    return conversations if project is None else conversations.filter(project=project)
 
 
 def conversation_get(*, user: AbstractBaseUser, conversation_id: int) -> Conversation:
-    """The user's conversation; raises Conversation.DoesNotExist for anyone else's (or a missing one)."""
-    return Conversation.objects.get(user=user, pk=conversation_id)
+    """A conversation of one of the user's projects; raises Conversation.DoesNotExist for a non-member's (or a
+    missing one)."""
+    return Conversation.objects.get(project__in=project_ids(user=user), pk=conversation_id)
 
 
 def conversation_path(*, conversation: Conversation, rows: list[Message] | None = None) -> list[Message]:
@@ -115,8 +120,11 @@ def text_models(*, task: str = "text-to-text") -> list[tuple[str, str]]:
 RECENT_CONVERSATIONS = 20
 
 
-def playground_context(*, user: AbstractBaseUser, spec: ModelSpec, conversation_id: str | int | None) -> dict[str, Any]:
-    """What the Playground templates need beyond the panel: the open conversation and the recent ones.
+def playground_context(
+    *, user: AbstractBaseUser, spec: ModelSpec, conversation_id: str | int | None, project: Project | None = None
+) -> dict[str, Any]:
+    """What the Playground templates need beyond the panel: the open conversation and the recent ones (of
+    `project`, the session's current one, when given).
 
     A conversation id that is not one of the user's (or not a number) is a 404, like every conversation URL;
     a completion model has no conversations.
@@ -129,7 +137,7 @@ def playground_context(*, user: AbstractBaseUser, spec: ModelSpec, conversation_
             conversation = conversation_get(user=user, conversation_id=int(conversation_id))
         except (ValueError, TypeError, Conversation.DoesNotExist):
             raise Http404("no such conversation") from None
-    recent = list(conversation_list(user=user)[:RECENT_CONVERSATIONS])
+    recent = list(conversation_list(user=user, project=project)[:RECENT_CONVERSATIONS])
     return {
         "conversation": conversation,
         "conversations": recent,

@@ -22,6 +22,7 @@ from playground.chat.selectors import ancestors, children_of, conversation_path,
 from playground.contract import openai as contract
 from playground.contract.errors import Problem
 from playground.contract.fields import parse
+from playground.projects.models import Project
 
 TITLE_LENGTH = 60
 
@@ -95,8 +96,10 @@ def conversation_create(
     title: str = "",
     tool_fields: Mapping[str, Any] | None = None,
     overflow: str | None = None,
+    project: Project | None = None,
 ) -> Conversation:
-    conversation = Conversation(user=user, model_id=model_id, system_prompt=system_prompt, title=title)
+    """A new conversation in the project (default: the user's personal one)."""
+    conversation = Conversation(user=user, project=project, model_id=model_id, system_prompt=system_prompt, title=title)
     _tools_save(conversation, tool_fields)
     if overflow is not None:
         conversation.overflow = overflow
@@ -208,15 +211,19 @@ def turn_prepare(
     content: str,
     tool_fields: Mapping[str, Any] | None = None,
     overflow: str | None = None,
+    project: Project | None = None,
 ) -> Turn:
-    """A new message at the end of the branch shown (a new conversation when `conversation` is None).
+    """A new message at the end of the branch shown (a new conversation, in `project` (default: the user's
+    personal one), when `conversation` is None).
 
     `tool_fields` (ToolSetup.fields), when given, replace the conversation's tools and reply format."""
     if not content.strip():
         raise InvalidRequestError("the message is empty")
     if conversation is None:
         title = title_from(content)
-        conversation = Conversation(user=user, model_id=model_id, system_prompt=system_prompt, title=title)
+        conversation = Conversation(
+            user=user, project=project, model_id=model_id, system_prompt=system_prompt, title=title
+        )
         _tools_save(conversation, tool_fields)
         if overflow is not None:
             conversation.overflow = overflow
@@ -244,11 +251,13 @@ def turn_start(
     content: str,
     tool_fields: Mapping[str, Any] | None = None,
     overflow: str | None = None,
+    project: Project | None = None,
 ) -> Turn:
     """Save the user's message now (creating the conversation on the first one): `turn_prepare` and `turn_accept`
     in one, for a reply that was already generated (Compare's "use this one")."""
     turn = turn_prepare(
         user=user,
+        project=project,
         model_id=model_id,
         conversation=conversation,
         system_prompt=system_prompt,

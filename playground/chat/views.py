@@ -18,6 +18,7 @@ from playground.chat.exports import conversation_export_json, conversation_expor
 from playground.chat.forms import ConversationRenameForm
 from playground.chat.search import MAX_QUERY_LENGTH, conversation_search
 from playground.chat.selectors import conversation_list, text_models
+from playground.projects.session import current_project
 
 PAGE_SIZE = 25
 
@@ -46,7 +47,9 @@ def _chat_model(requested: str | None, fallback: str | None = None) -> str:
 def conversation_index(request: HttpRequest) -> HttpResponse:
     """The user's conversations, searched by title and message text (`q`), a page at a time (`page`)."""
     query = request.GET.get("q", "")[:MAX_QUERY_LENGTH]
-    page = Paginator(conversation_search(user=request.user, query=query), PAGE_SIZE).get_page(request.GET.get("page"))
+    page = Paginator(
+        conversation_search(user=request.user, query=query, project=current_project(request)), PAGE_SIZE
+    ).get_page(request.GET.get("page"))
     names = {spec.id: spec.name for spec in engines.get_pool().specs.values()}
     rows = [(c, names.get(c.model_id, c.model_id)) for c in page]
     context = {"rows": rows, "page": page, "query": query.strip()}

@@ -56,6 +56,7 @@ from playground.compare import services
 from playground.compare.forms import CompareForm, PaneRequest, pane_parse, panes_check
 from playground.contract.errors import Problem, problem
 from playground.contract.fields import json_parse
+from playground.projects.session import session_membership
 from playground.usage.services import Caller, caller_set, measured
 
 logger = logging.getLogger(__name__)
@@ -85,8 +86,12 @@ class CompareConsumer(AsyncWebsocketConsumer):
         if self.user is None or not self.user.is_authenticated:
             await self.close(code=4401)
             return
-        # Every generation this socket starts (tasks copy this context) is metered as this user.
-        caller_set(Caller(user=self.user, source="playground", endpoint="ws/compare"))
+        # Every generation this socket starts (tasks copy this context) is metered as this user,
+        # billed to the session's current project.
+        session = self.scope.get("session") or {}
+        membership = await database_sync_to_async(session_membership)(user=self.user, session=session)
+        self.project = membership.project  # where "use this one" saves the conversation
+        caller_set(Caller(user=self.user, project_id=membership.project_id, source="playground", endpoint="ws/compare"))
         await self.accept()
 
     async def disconnect(self, code: int) -> None:
@@ -263,7 +268,7 @@ class CompareConsumer(AsyncWebsocketConsumer):
         conversation_id = compare.continued.get(index)
         if conversation_id is None:  # a second click opens the same conversation
             conversation = await database_sync_to_async(services.pane_continue)(
-                user=self.user, system_prompt=compare.system, content=compare.content, reply=reply
+                user=self.user, project=self.project, system_prompt=compare.system, content=compare.content, reply=reply
             )
             conversation_id = compare.continued[index] = conversation.pk
         await self.send_json(

@@ -16,6 +16,7 @@ from inference import ChatMessage, Job, SamplingParams, TextChunk, Usage
 from playground import engines, serving
 from playground.chat import services as chat_services
 from playground.chat.models import Conversation
+from playground.projects.models import Project
 from playground.usage.pricing import cost_of, price_at
 from playground.usage.services import measured
 
@@ -61,12 +62,20 @@ class PaneReply:
     tokens_per_second: float | None
 
 
-def pane_continue(*, user: AbstractBaseUser, system_prompt: str, content: str, reply: PaneReply) -> Conversation:
-    """Save one pane's exchange as a new conversation of the user's, exactly as the chat would have saved it:
-    the pane's model, the system prompt, the message, and the reply with its parameters, usage and speed."""
+def pane_continue(
+    *, user: AbstractBaseUser, system_prompt: str, content: str, reply: PaneReply, project: Project | None = None
+) -> Conversation:
+    """Save one pane's exchange as a new conversation of the user's (in `project`, default the personal one),
+    exactly as the chat would have saved it: the pane's model, the system prompt, the message, and the reply with
+    its parameters, usage and speed."""
     with transaction.atomic():
         turn = chat_services.turn_start(
-            user=user, model_id=reply.model_id, conversation=None, system_prompt=system_prompt, content=content
+            user=user,
+            project=project,
+            model_id=reply.model_id,
+            conversation=None,
+            system_prompt=system_prompt,
+            content=content,
         )
         chat_services.reply_record(
             model_id=reply.model_id,

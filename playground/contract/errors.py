@@ -107,6 +107,12 @@ CODES: dict[str, Code] = {
         Code("unknown_url", 404, "invalid_request_error", "No endpoint at this path."),
         Code("not_found", 404, "invalid_request_error", "No such object of yours (e.g. a conversation id)."),
         Code(
+            "endpoint_paused",
+            503,
+            "service_unavailable_error",
+            "The deployed endpoint is paused by an owner of its project; it answers again once resumed.",
+        ),
+        Code(
             "queue_full",
             429,
             "rate_limit_error",

@@ -19,6 +19,7 @@ import json
 import logging
 from typing import Any
 
+from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from inference import EngineError, Job
@@ -26,6 +27,7 @@ from inference.types import Segment, TranscriptionEnd, TranscriptionInfo
 from playground import serving
 from playground.contract.errors import Problem, problem
 from playground.contract.fields import json_parse
+from playground.projects.session import session_membership
 from playground.studio.forms import TranscribeForm
 from playground.studio.services import SPEECH_MAX_BYTES, audio_too_large, transcription_stream
 from playground.usage.services import Caller, caller_set
@@ -45,8 +47,10 @@ class SpeechConsumer(AsyncWebsocketConsumer):
         if user is None or not user.is_authenticated:
             await self.close(code=4401)
             return
-        # Every transcription this socket starts is metered as this user.
-        caller_set(Caller(user=user, source="playground", endpoint="ws/speech"))
+        # Every transcription this socket starts is metered as this user, billed to the session's current project.
+        session = self.scope.get("session") or {}
+        membership = await database_sync_to_async(session_membership)(user=user, session=session)
+        caller_set(Caller(user=user, project_id=membership.project_id, source="playground", endpoint="ws/speech"))
         await self.accept()
 
     async def disconnect(self, code: int) -> None:

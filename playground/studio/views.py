@@ -12,6 +12,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from inference import EngineError, ModelSpec
 from playground import serving
+from playground.projects.session import current_project
 from playground.studio.forms import EmbeddingsForm, SpeechForm
 from playground.studio.selectors import (
     embeddings_json_data_url,
@@ -51,6 +52,10 @@ def _render(request: HttpRequest, spec: ModelSpec | None, partial: str, context:
     return render(request, "studio/playground.html", {**context, **playground_context(spec=spec)})
 
 
+def _caller(request: HttpRequest) -> Caller:
+    return Caller(user=request.user, project_id=current_project(request).pk, source="playground", endpoint=request.path)
+
+
 @login_required
 @require_GET
 def playground(request: HttpRequest, model_id: str) -> HttpResponse:
@@ -78,7 +83,14 @@ def embeddings(request: HttpRequest, model_id: str) -> HttpResponse:
     else:
         texts = form.cleaned_data["input"]
         try:
-            with metered_as(Caller(user=request.user, source="playground", endpoint=request.path)):
+            with metered_as(
+                Caller(
+                    user=request.user,
+                    project_id=current_project(request).pk,
+                    source="playground",
+                    endpoint=request.path,
+                )
+            ):
                 result = embeddings_create(model_id=model_id, texts=texts)
         except EngineError as exc:
             context["errors"] = [str(exc)]
@@ -109,7 +121,14 @@ def speech(request: HttpRequest, model_id: str) -> HttpResponse:
         context["errors"] = _errors(form)
     else:
         try:
-            with metered_as(Caller(user=request.user, source="playground", endpoint=request.path)):
+            with metered_as(
+                Caller(
+                    user=request.user,
+                    project_id=current_project(request).pk,
+                    source="playground",
+                    endpoint=request.path,
+                )
+            ):
                 result = speech_synthesize(
                     model_id=model_id, text=form.cleaned_data["input"], speed=form.cleaned_data["speed"]
                 )

@@ -1,4 +1,4 @@
-"""Reading tokens: a user only ever sees their own."""
+"""Reading tokens: a user sees the tokens of the projects they are a member of; any other is a 404."""
 
 from __future__ import annotations
 
@@ -10,18 +10,20 @@ from django.db.models import QuerySet
 from django.http import Http404
 from django.utils import timezone
 
+from playground.projects.models import Project
+from playground.projects.selectors import project_ids
 from playground.tokens.limits import LimitStatus, limits_status
 from playground.tokens.models import ApiToken
 
 
-def token_list(*, user: AbstractBaseUser) -> QuerySet[ApiToken]:
-    """The user's tokens, newest first (revoked and expired ones too, so the list explains a refusal)."""
-    return ApiToken.objects.filter(user=user).order_by("-created_at", "-pk")
+def token_list(*, project: Project) -> QuerySet[ApiToken]:
+    """The project's tokens, newest first (revoked and expired ones too, so the list explains a refusal)."""
+    return ApiToken.objects.filter(project=project).select_related("user").order_by("-created_at", "-pk")
 
 
 def token_get(*, user: AbstractBaseUser, token_id: int) -> ApiToken:
-    """One of the user's own tokens; another user's (or none): 404."""
-    token = ApiToken.objects.filter(pk=token_id, user=user).first()
+    """A token of one of the user's projects; a non-member (or no such token): 404."""
+    token = ApiToken.objects.filter(pk=token_id, project__in=project_ids(user=user)).first()
     if token is None:
         raise Http404("no such token")
     return token
@@ -37,14 +39,12 @@ class TokenLimits:
         return any(not status.unlimited for status in self.limits)
 
 
-def token_limits_list(
-    *, user: AbstractBaseUser, now: datetime | None = None, active_only: bool = False
-) -> list[TokenLimits]:
-    """The user's tokens, newest first, each with its limits, use and what is left (active_only: only the tokens
+def token_limits_list(*, project: Project, now: datetime | None = None, active_only: bool = False) -> list[TokenLimits]:
+    """The project's tokens, newest first, each with its limits, use and what is left (active_only: only the tokens
     that can still make requests)."""
     now = now or timezone.now()
     rows = []
-    for token in token_list(user=user):
+    for token in token_list(project=project):
         state = token.state
         if active_only and state != "active":
             continue

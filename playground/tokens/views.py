@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from playground.projects.session import current_membership, current_project
 from playground.tokens import services
 from playground.tokens.forms import TokenCreateForm, TokenLimitsForm
 from playground.tokens.limits import limits_status
@@ -25,7 +26,15 @@ LIMITS_TEMPLATE = "tokens/limits.html"
 def _context(
     request: HttpRequest, *, form: TokenCreateForm, new_token: ApiToken | None = None, raw: str = ""
 ) -> dict[str, Any]:
-    return {"form": form, "rows": token_limits_list(user=request.user), "new_token": new_token, "raw_token": raw}
+    membership = current_membership(request)
+    return {
+        "form": form,
+        "rows": token_limits_list(project=membership.project),
+        "new_token": new_token,
+        "raw_token": raw,
+        "project": membership.project,
+        "is_owner": membership.is_owner,  # members see the project's tokens; owners create and revoke them
+    }
 
 
 @login_required
@@ -44,7 +53,10 @@ def token_new(request: HttpRequest) -> HttpResponse:
         status = 200 if request.headers.get("HX-Request") else 400
         return render(request, template, _context(request, form=form), status=status)
     token, raw = services.token_create(
-        user=request.user, label=form.cleaned_data["label"], expires_at=form.expires_at()
+        user=request.user,
+        label=form.cleaned_data["label"],
+        expires_at=form.expires_at(),
+        project=current_project(request),  # a member: 403
     )
     # Rendered straight from the POST rather than redirected: the raw value must not be stored anywhere, not even
     # in the session, so this response is the only place it ever appears. Keep it out of every cache.
@@ -56,16 +68,16 @@ def token_new(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def token_revoke(request: HttpRequest, token_id: int) -> HttpResponse:
-    services.token_revoke(user=request.user, token_id=token_id)  # another user's token: 404
+    services.token_revoke(user=request.user, token_id=token_id)  # a non-member: 404; a member: 403
     if request.headers.get("HX-Request"):
-        return render(request, f"{TEMPLATE}#token-list", {"rows": token_limits_list(user=request.user)})
+        return render(request, f"{TEMPLATE}#token-list", _context(request, form=TokenCreateForm()))
     return redirect("tokens:list")
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
 def token_limits(request: HttpRequest, token_id: int) -> HttpResponse:
-    token = token_get(user=request.user, token_id=token_id)  # another user's token: 404
+    token = token_get(user=request.user, token_id=token_id)  # a non-member: 404
     htmx = bool(request.headers.get("HX-Request"))
     status, saved = 200, False
     if request.method == "POST":

@@ -1,9 +1,12 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.db import models
+
+from playground.projects.models import personal_project_id
 
 PRICE = {"max_digits": 14, "decimal_places": 6, "default": Decimal("0")}
 
@@ -45,6 +48,12 @@ class UsageRecord(models.Model):
 
     request_id = models.CharField(max_length=64, unique=True)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="usage_records")
+    # The project it belongs to (the user above is who did it). Nullable only for the migration that filled it: save()
+    # fills it when the caller names none.
+    project = models.ForeignKey(
+        "projects.Project", null=True, blank=True, on_delete=models.CASCADE, related_name="usage_records"
+    )
+    project_id: int | None  # its column, for type checking
     token = models.ForeignKey(
         "tokens.ApiToken", null=True, blank=True, on_delete=models.SET_NULL, related_name="usage_records"
     )
@@ -75,3 +84,8 @@ class UsageRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model_id} {self.endpoint} {self.outcome}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.project_id is None:  # no project named: the token's, else the personal one
+            self.project_id = self.token.project_id if self.token is not None else personal_project_id(self.user_id)
+        super().save(*args, **kwargs)

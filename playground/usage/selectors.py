@@ -10,6 +10,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, QuerySet, Sum, Value
 from django.db.models.functions import Coalesce, TruncDate
 
+from playground.projects.models import Project
 from playground.usage.models import UsageRecord
 
 RECENT_LIMIT = 50
@@ -18,12 +19,20 @@ SOURCE_LABELS = dict(UsageRecord.Source.choices)
 
 
 def usage_records(
-    *, user: AbstractBaseUser | None = None, start: date, end: date, model_id: str | None = None
+    *,
+    user: AbstractBaseUser | None = None,
+    project: Project | None = None,
+    start: date,
+    end: date,
+    model_id: str | None = None,
 ) -> QuerySet[UsageRecord]:
-    """Records created on days start..end inclusive (in the current time zone); user None means every user."""
+    """Records created on days start..end inclusive (in the current time zone), of one user and/or one project
+    (None: any)."""
     records = UsageRecord.objects.filter(created_at__date__gte=start, created_at__date__lte=end)
     if user is not None:
         records = records.filter(user=user)
+    if project is not None:
+        records = records.filter(project=project)
     if model_id:
         records = records.filter(model_id=model_id)
     return records
@@ -50,10 +59,15 @@ def _tidy(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def usage_summary(
-    *, user: AbstractBaseUser | None = None, start: date, end: date, model_id: str | None = None
+    *,
+    user: AbstractBaseUser | None = None,
+    project: Project | None = None,
+    start: date,
+    end: date,
+    model_id: str | None = None,
 ) -> dict[str, Any]:
     """Totals, breakdowns (model, API token, source), a gap-free per-day series and the latest records."""
-    records = usage_records(user=user, start=start, end=end, model_id=model_id)
+    records = usage_records(user=user, project=project, start=start, end=end, model_id=model_id)
     totals = _tidy(records.aggregate(**_sums()))
 
     by_model = [_tidy(row) for row in records.values("model_id").annotate(**_sums()).order_by("-cost", "model_id")]

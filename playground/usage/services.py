@@ -46,6 +46,7 @@ class Metering:
     source: str
     endpoint: str
     token: Any = None
+    project_id: int | None = None  # billed to (None: the token's project, else the user's personal one)
     ledger: bool = True  # write the record and the card's figures (off: measure only)
     request_id: str = field(default_factory=new_request_id)
     started: float = field(default_factory=time.monotonic)
@@ -160,6 +161,7 @@ class Caller:
     source: str
     endpoint: str
     token: Any = None
+    project_id: int | None = None  # billed to (None: the token's project, else the user's personal one)
 
 
 _caller: ContextVar[Caller | None] = ContextVar("usage_caller", default=None)
@@ -193,6 +195,7 @@ def metering_for(*, model_id: str) -> Metering | None:
     return Metering(
         user=caller.user,
         token=caller.token,
+        project_id=caller.project_id,
         source=caller.source,
         endpoint=caller.endpoint,
         model_id=model_id,
@@ -259,6 +262,7 @@ def usage_record(*, metering: Metering, outcome: str, error: str, latency_ms: fl
                 request_id=metering.request_id,
                 user=metering.user,
                 token=metering.token,
+                project_id=metering.project_id,
                 model_id=spec.id,
                 task=spec.task,
                 source=metering.source,

@@ -19,6 +19,9 @@ from django.views.decorators.http import require_GET
 
 from inference import ModelSpec
 from playground import engines
+from playground.projects.models import Project
+from playground.projects.services import project_personal
+from playground.projects.session import current_project
 from playground.tokens.selectors import token_limits_list
 from playground.tokens.throttle import auth_failure_record, ban_message, ban_remaining, request_address
 from playground.usage.forms import DEFAULT_DAYS, PERIOD_CHOICES, CalculatorForm, PeriodForm
@@ -57,16 +60,18 @@ CSV_COLUMNS = (
 )
 
 
-def _subject(request: HttpRequest) -> tuple[AbstractBaseUser | None, str]:
-    """Whose usage to show: staff may pick `?user=<name>` or `?all=1`; everyone else only ever sees their own
-    (the parameters are ignored for them, so a guessed name reveals nothing)."""
+def _subject(request: HttpRequest) -> tuple[AbstractBaseUser | None, Project | None, str]:
+    """Whose usage to show (user, project, label): staff may pick `?user=<name>` or `?all=1`; everyone else only
+    ever sees the session's current project, every member's usage in it (the parameters are ignored for them, so a
+    guessed name reveals nothing)."""
     if request.user.is_staff:
         if request.GET.get("all"):
-            return None, "all users"
+            return None, None, "all users"
         username = request.GET.get("user", "").strip()
         if username:
-            return get_object_or_404(get_user_model(), username=username), username
-    return request.user, request.user.get_username()
+            return get_object_or_404(get_user_model(), username=username), None, username
+    project = current_project(request)
+    return None, project, f"project {project.name}"
 
 
 def bar_chart(per_day: list[dict[str, Any]], key: str) -> dict[str, Any]:
@@ -95,8 +100,8 @@ def bar_chart(per_day: list[dict[str, Any]], key: str) -> dict[str, Any]:
 def usage(request: HttpRequest) -> HttpResponse:
     form = PeriodForm(request.GET or None)
     start, end = form.span()
-    subject, subject_label = _subject(request)
-    summary = usage_summary(user=subject, start=start, end=end)
+    subject, project, subject_label = _subject(request)
+    summary = usage_summary(user=subject, project=project, start=start, end=end)
     context = {
         "form": form,
         "presets": PERIOD_CHOICES,
@@ -104,14 +109,17 @@ def usage(request: HttpRequest) -> HttpResponse:
         "summary": summary,
         "charts": [(label, bar_chart(summary["per_day"], key)) for key, label in CHART_SERIES],
         "subject_label": subject_label,
-        "all_users": subject is None,
+        "all_users": subject is None and project is None,
+        "show_user": project is not None and project.personal_of_id is None,  # a shared project: who did it
         "export_query": _export_query(request, start=start, end=end),
     }
     if request.headers.get("HX-Request"):
         return render(request, "usage/usage.html#report", context)
     # Each active token's limits and what is left of them now (not over the period: limits are about the present).
-    context["token_limits"] = [] if subject is None else token_limits_list(user=subject, active_only=True)
-    context["subject_is_me"] = subject is not None and subject.pk == request.user.pk
+    # (staff looking at one user: that user's personal project's tokens)
+    shown = project if subject is None else project_personal(user=subject)
+    context["token_limits"] = [] if shown is None else token_limits_list(project=shown, active_only=True)
+    context["subject_is_me"] = project is not None
     return render(request, "usage/usage.html", context)
 
 
@@ -127,8 +135,12 @@ def _export_query(request: HttpRequest, *, start: Any, end: Any) -> str:
 @login_required
 def export_csv(request: HttpRequest) -> HttpResponse:
     start, end = PeriodForm(request.GET or None).span()
-    subject, _ = _subject(request)
-    records = usage_records(user=subject, start=start, end=end).select_related("user", "token").order_by("created_at")
+    subject, project, _ = _subject(request)
+    records = (
+        usage_records(user=subject, project=project, start=start, end=end)
+        .select_related("user", "token")
+        .order_by("created_at")
+    )
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="usage-{start.isoformat()}-{end.isoformat()}.csv"'
     writer = csv.writer(response)

@@ -128,3 +128,10 @@ document.addEventListener("submit", (event) => {
   }, { once: true });
   dialog.showModal();
 });
+
+// The header's project switcher: choosing a project switches at once (the Switch button stays for no scripts).
+document.addEventListener("change", (event) => {
+  const select = event.target;
+  if (select instanceof HTMLSelectElement && select.hasAttribute("data-autosubmit")) select.form?.requestSubmit();
+});
+document.querySelectorAll("[data-autosubmit-button]").forEach((button) => { button.hidden = true; });

@@ -30,7 +30,7 @@ def test_a_dataset_cannot_take_the_name_of_another_and_keeps_its_own(client, use
     make_dataset(user, ["b"], name="Taken")
     client.force_login(user)
     response = client.post(reverse("bulk:dataset_rename", args=[dataset.pk]), {"name": "Taken"}, follow=True)
-    assert "Not renamed: you already have a dataset named Taken." in response.content.decode()
+    assert "Not renamed: the project already has a dataset named Taken." in response.content.decode()
     dataset.refresh_from_db()
     assert dataset.name == "Mine"
     response = client.post(reverse("bulk:dataset_rename", args=[dataset.pk]), {"name": "   "}, follow=True)

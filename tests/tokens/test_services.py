@@ -142,8 +142,8 @@ def test_revoking_twice_keeps_the_first_revocation_time(user):
     assert token_revoke(user=user, token_id=token.pk).revoked_at == first
 
 
-def test_token_list_holds_only_the_users_own_tokens_newest_first(user, other_user):
+def test_token_list_holds_only_the_projects_tokens_newest_first(user, other_user):
     older, _ = token_create(user=user, label="older")
     newer, _ = token_create(user=user, label="newer")
     token_create(user=other_user, label="theirs")
-    assert list(token_list(user=user)) == [newer, older]
+    assert list(token_list(project=user.personal_project)) == [newer, older]
