@@ -90,7 +90,7 @@ def test_delete_and_clear_all_ask_first_in_a_dialog_that_works_from_the_keyboard
     page.keyboard.press("Tab")
     expect(dialog.get_by_role("button", name="Delete")).to_be_focused()
     page.keyboard.press("Enter")
-    expect(page.get_by_role("status")).to_have_text("Job deleted.")
+    expect(page.get_by_role("status")).to_have_text("Job deleted.", timeout=20_000)  # a loaded CI machine
     expect(page.locator("#jobs tr[data-job]", has_text="Confirm set")).to_have_count(0)
 
     seed_bulk(tmp_path_factory, name="Confirm set", status="completed")

@@ -170,7 +170,7 @@ def test_get_code_reproduces_the_playground_and_the_tab_switch_keeps_its_state(o
     page.wait_for_selector("html[data-playground-state=ready]", state="attached")
     page.fill("#chat-system", "my own system prompt")
     page.fill("#chat-input", "a draft of mine")
-    page.click("header form button[type=submit]")  # Log out
+    page.get_by_role("button", name="Log out").click()
     password = "pw-" + secrets.token_urlsafe(12)
     page.goto("/accounts/signup/")
     page.fill("input[name=username]", f"get-code-next-{secrets.token_hex(4)}")
