@@ -98,6 +98,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -325,22 +326,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         return conversation, model_id, setup
 
     async def regenerate(self, frame: dict[str, Any]) -> None:
-        found = await self._again(frame)
-        if found is None:
-            return
-        conversation, model_id, setup = found
-        overflow = services.overflow_parse(frame.get("overflow"))
-        await self._cancel_running()
-        system = frame.get("system")
-        turn = await database_sync_to_async(services.turn_regenerate)(
-            conversation=conversation,
-            model_id=model_id,
-            message_id=frame.get("message"),
-            system_prompt=system if isinstance(system, str) else None,
-            tool_fields=setup.fields,
-            overflow=overflow,
-        )
-        await self._stream_turn(turn, model_id, setup)
+        await self._rerun(frame, services.turn_regenerate)
 
     async def edit(self, frame: dict[str, Any]) -> None:
         content = frame.get("content")
@@ -358,25 +344,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 )
             )
             return
-        found = await self._again(frame)
-        if found is None:
-            return
-        conversation, model_id, setup = found
-        overflow = services.overflow_parse(frame.get("overflow"))
-        await self._cancel_running()
-        system = frame.get("system")
-        turn = await database_sync_to_async(services.turn_edit)(
-            conversation=conversation,
-            message_id=frame.get("message"),
-            model_id=model_id,
-            content=content,
-            system_prompt=system if isinstance(system, str) else None,
-            tool_fields=setup.fields,
-            overflow=overflow,
-        )
-        await self._stream_turn(turn, model_id, setup)
+        await self._rerun(frame, services.turn_edit, content=content)
 
     async def continue_reply(self, frame: dict[str, Any]) -> None:
+        await self._rerun(frame, services.turn_continue)
+
+    async def _rerun(self, frame: dict[str, Any], build: Callable[..., services.Turn], **extra: Any) -> None:
+        """Regenerate, edit or continue: the turn `build` makes from the frame's message, streamed."""
         found = await self._again(frame)
         if found is None:
             return
@@ -384,13 +358,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
         overflow = services.overflow_parse(frame.get("overflow"))
         await self._cancel_running()
         system = frame.get("system")
-        turn = await database_sync_to_async(services.turn_continue)(
+        turn = await database_sync_to_async(build)(
             conversation=conversation,
             model_id=model_id,
             message_id=frame.get("message"),
             system_prompt=system if isinstance(system, str) else None,
             tool_fields=setup.fields,
             overflow=overflow,
+            **extra,
         )
         await self._stream_turn(turn, model_id, setup)
 
