@@ -1,6 +1,5 @@
 """Continuous batching against the serialized engine and the peers, in one run (loopback only).
 
-    .venv/bin/pip install -r requirements-bench.txt     # for llama_cpp.server
     .venv/bin/python bench/batching.py [--max-tokens 128] [--llama-server PATH]
 
 Same model (SmolLM2-135M-Instruct), greedy, the same prompts (unique per request), 2 threads, streamed

@@ -1,6 +1,5 @@
 """Our server against what users would run instead, in one run, same model and parameters (loopback only).
 
-    .venv/bin/pip install -r requirements-bench.txt     # llama_cpp.server's own dependencies
     .venv/bin/python bench/peers.py [--max-tokens 128] [--rounds 3] [--batch-slots 8]
 
 Text (SmolLM2-135M-Instruct, greedy, the same prompt, the same thread count):
@@ -278,7 +277,7 @@ def main() -> None:
     try:
         import llama_cpp.server  # noqa: F401
     except ImportError:
-        sys.exit("llama_cpp.server needs its dependencies: .venv/bin/pip install -r requirements-bench.txt")
+        sys.exit("llama_cpp.server needs its dependencies (requirements.txt pins them): run ./dev test once")
     from llama_cpp import Llama
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-peers-"))

@@ -6,6 +6,7 @@ a GGUF file or a CTranslate2 directory on disk; no code changes.
 
 from __future__ import annotations
 
+import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,12 +16,15 @@ from inference.tools import ToolFormat
 
 TASKS = ("text-to-text", "text-completion", "speech-to-text", "embeddings", "text-to-speech")
 ENGINES = {
-    "text-to-text": ("llama", "fake"),
-    "text-completion": ("llama", "fake"),
-    "embeddings": ("llama", "fake"),
-    "speech-to-text": ("whisper", "fake"),
-    "text-to-speech": ("piper", "fake"),
+    "text-to-text": ("llama", "fake", "openai", "tgi"),
+    "text-completion": ("llama", "fake", "openai", "tgi"),
+    "embeddings": ("llama", "fake", "openai"),
+    "speech-to-text": ("whisper", "fake", "openai"),
+    "text-to-speech": ("piper", "fake", "openai"),
 }
+# Engines that serve a model from other servers (inference/remote.py): their entries list `upstreams`, not a path.
+REMOTE_ENGINES = ("openai", "tgi")
+UPSTREAM_KEYS = ("url", "model", "api_key_env", "max_concurrency")
 # The price keys each task understands (USD).
 PRICE_KEYS = {
     "text-to-text": ("input_per_million_tokens", "output_per_million_tokens"),
@@ -46,6 +50,20 @@ class CatalogError(ValueError):
 
 
 @dataclass(frozen=True)
+class UpstreamSpec:
+    """One server of a remote model (inference/remote.py), as the catalog gives it."""
+
+    url: str  # the API's base: http://host:8000/v1 for "openai", http://host:8080 for "tgi"
+    model: str  # the model's name there
+    api_key_env: str = ""  # the environment variable holding its API key ('' : none)
+    max_concurrency: int = 4  # requests in flight there at most
+
+    @property
+    def api_key(self) -> str:
+        return os.environ.get(self.api_key_env, "") if self.api_key_env else ""
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     id: str
     name: str
@@ -66,10 +84,44 @@ class ModelSpec:
     options: dict[str, Any] = field(default_factory=dict)  # engine-specific (config_path, ...)
     prepare: dict[str, Any] = field(default_factory=dict)  # how set-up materialises the weights
     tool_format: ToolFormat = ToolFormat()  # chat models: how tools reach the model and how it writes a call
+    upstreams: tuple[UpstreamSpec, ...] = ()  # a remote model's servers
+    tokenizer: Path | None = None  # a remote model's vocabulary (a GGUF file) to count what its servers do not report
+
+    @property
+    def remote(self) -> bool:
+        return self.engine in REMOTE_ENGINES
 
     @property
     def weights_present(self) -> bool:
-        return self.engine == "fake" or self.path.exists()
+        return self.engine == "fake" or self.remote or self.path.exists()
+
+
+def _upstreams(raw: object, *, where: str, model_id: str) -> tuple[UpstreamSpec, ...]:
+    if not isinstance(raw, list) or not raw:
+        raise CatalogError(f"{where}: a remote engine needs upstreams = [{{ url = ... }}, ...]")
+    upstreams = []
+    for n, entry in enumerate(raw):
+        at = f"{where}: upstreams[{n}]"
+        if not isinstance(entry, dict):
+            raise CatalogError(f"{at} must be a table")
+        unknown = set(entry) - set(UPSTREAM_KEYS)
+        if unknown:
+            raise CatalogError(f"{at}: unknown keys {sorted(unknown)} (known: {', '.join(UPSTREAM_KEYS)})")
+        url = entry.get("url")
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise CatalogError(f"{at}: url must be an http:// or https:// address")
+        cap = entry.get("max_concurrency", 4)
+        if not isinstance(cap, int) or cap < 1:
+            raise CatalogError(f"{at}: max_concurrency must be a whole number of at least 1")
+        upstreams.append(
+            UpstreamSpec(
+                url=url.rstrip("/"),
+                model=str(entry.get("model") or model_id),
+                api_key_env=str(entry.get("api_key_env", "")),
+                max_concurrency=cap,
+            )
+        )
+    return tuple(upstreams)
 
 
 def _entry_to_spec(raw: dict[str, Any], *, origin: str, models_dir: Path) -> ModelSpec:
@@ -83,11 +135,23 @@ def _entry_to_spec(raw: dict[str, Any], *, origin: str, models_dir: Path) -> Mod
     engine = raw.get("engine") or ENGINES[task][0]
     if engine not in ENGINES[task]:
         raise CatalogError(f"{where}: engine {engine!r} cannot serve {task}")
-    if "path" not in raw:
+
+    def resolved(value: object) -> Path:
+        path = Path(str(value)).expanduser()
+        return path if path.is_absolute() else models_dir / path
+
+    upstreams: tuple[UpstreamSpec, ...] = ()
+    tokenizer = None
+    if engine in REMOTE_ENGINES:
+        upstreams = _upstreams(raw.get("upstreams"), where=where, model_id=model_id.strip())
+        tokenizer = resolved(raw["tokenizer"]) if raw.get("tokenizer") else None
+        path = Path()
+    elif "path" not in raw:
         raise CatalogError(f"{where}: path is required")
-    path = Path(str(raw["path"])).expanduser()
-    if not path.is_absolute():
-        path = models_dir / path
+    else:
+        if "upstreams" in raw:
+            raise CatalogError(f'{where}: upstreams need engine = "openai" or "tgi"')
+        path = resolved(raw["path"])
     prices = {str(k): float(v) for k, v in dict(raw.get("prices", {})).items()}
     unknown = set(prices) - set(PRICE_KEYS[task])
     if unknown:
@@ -98,8 +162,7 @@ def _entry_to_spec(raw: dict[str, Any], *, origin: str, models_dir: Path) -> Mod
         raise CatalogError(f"{where}: unknown defaults {sorted(unknown)}")
     options = dict(raw.get("options", {}))
     if "config_path" in options:
-        config = Path(str(options["config_path"])).expanduser()
-        options["config_path"] = config if config.is_absolute() else models_dir / config
+        options["config_path"] = resolved(options["config_path"])
     if "tools" in raw and task != "text-to-text":
         raise CatalogError(f"{where}: tools apply to text-to-text models only")
     try:
@@ -129,6 +192,8 @@ def _entry_to_spec(raw: dict[str, Any], *, origin: str, models_dir: Path) -> Mod
         options=options,
         prepare=dict(raw.get("prepare", {})),
         tool_format=tool_format,
+        upstreams=upstreams,
+        tokenizer=tokenizer,
     )
 
 

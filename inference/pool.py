@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from inference.catalog import ModelSpec
 from inference.device import PROBES, DeviceDecision
@@ -16,6 +16,9 @@ from inference.probe import warm_up
 from inference.protocols import Engine
 from inference.serving import Job, JobObserver, LoadedEngine, ModelWorker, Owner
 from inference.types import InvalidRequestError
+
+if TYPE_CHECKING:
+    from inference.remote import Router
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +77,43 @@ def batch_slots_for(
     return slots if slots >= 2 else 0
 
 
+def build_remote(spec: ModelSpec, router: Router) -> Engine:
+    """The engine of a model served by other servers (inference/remote.py), over its router."""
+    from inference import remote
+
+    options = spec.options
+    if spec.task in ("text-to-text", "text-completion", "embeddings"):
+        counter = remote.Counter(remote.Tokenizer(spec.tokenizer) if spec.tokenizer else None)
+        if spec.task == "embeddings":
+            return remote.RemoteEmbeddingEngine(
+                router, n_ctx=spec.n_ctx, dimensions=int(options.get("dimensions", 0)), counter=counter
+            )
+        kind: remote.Kind = "tgi" if spec.engine == "tgi" else "openai"
+        return remote.RemoteTextEngine(
+            router, kind=kind, n_ctx=spec.n_ctx, chat=spec.task == "text-to-text", counter=counter
+        )
+    if spec.task == "speech-to-text":
+        multilingual = bool(options.get("multilingual", "translate" in spec.capabilities))
+        return remote.RemoteSpeechToTextEngine(router, multilingual=multilingual)
+    return remote.RemoteTextToSpeechEngine(
+        router,
+        voice=str(options.get("voice", "default")),
+        max_characters=int(options.get("max_characters", 4096)),
+        sample_rate=int(options.get("sample_rate", 22050)),
+    )
+
+
+def router_for(spec: ModelSpec) -> Router:
+    from inference.remote import Router
+
+    return Router(
+        spec.id,
+        spec.upstreams,
+        read_timeout=float(spec.options.get("timeout", 60)),
+        health_path="/health" if spec.engine == "tgi" else "/models",
+    )
+
+
 def build_engine(spec: ModelSpec, gpu: bool, threads: int, slots: int = 0) -> Engine:
     """Construct the real engine for a catalog entry (imports its library here, not at import time).
 
@@ -111,6 +151,12 @@ def build_engine(spec: ModelSpec, gpu: bool, threads: int, slots: int = 0) -> En
     from inference.speech import PiperEngine
 
     return PiperEngine(path=spec.path, gpu=gpu, **spec.options)
+
+
+def load_remote(spec: ModelSpec, router: Router) -> LoadedEngine:
+    """A remote model "loads" by starting its upstreams' health checks (and reading its tokenizer, if any)."""
+    router.start()
+    return LoadedEngine(build_remote(spec, router), "remote")
 
 
 def load_on_device(
@@ -155,6 +201,7 @@ class ModelStatus:
     error: str
     waiting: int
     weights_present: bool
+    upstreams: list[dict[str, Any]]  # a remote model's servers: state, in flight, latency (inference/remote.py)
 
 
 class EnginePool:
@@ -173,7 +220,18 @@ class EnginePool:
         self.device = device
         self.specs = {spec.id: spec for spec in specs}
         self.workers = {}
+        self.routers: dict[str, Router] = {}  # remote models' (their health checks start with the first load)
         for spec in self.specs.values():
+            if spec.remote:
+                router = self.routers[spec.id] = router_for(spec)
+                self.workers[spec.id] = ModelWorker(
+                    spec.id,
+                    partial(load_remote, spec, router),
+                    max_queue=max_queue,
+                    nice=nice,
+                    concurrency=router.capacity,  # as many requests at once as its servers take
+                )
+                continue
             slots = batch_slots_for(spec, batch_slots, batch_kv_bytes)
             self.workers[spec.id] = ModelWorker(
                 spec.id,
@@ -237,12 +295,14 @@ class EnginePool:
                     id=spec.id,
                     task=spec.task,
                     state=worker.state,
-                    device=worker.device or family.device,
+                    device="remote" if spec.remote else worker.device or family.device,
                     note=worker.note,
-                    device_reason=worker.note or family.reason,
+                    device_reason=worker.note
+                    or (f"served by {len(spec.upstreams)} upstream server(s)" if spec.remote else family.reason),
                     error=worker.error,
                     waiting=worker.waiting,
                     weights_present=spec.weights_present,
+                    upstreams=self.routers[spec.id].status() if spec.id in self.routers else [],
                 )
             )
         return statuses

@@ -347,8 +347,18 @@ class LlamaTextEngine:
 
     lazy_grammar = True  # ConstrainedSampler's lazy mode; bench/grammar.py turns it off to compare
 
-    def __init__(self, *, path: Path, n_ctx: int, threads: int, gpu: bool = False, flash_attn: bool = True) -> None:
-        self.llm = _load_llama(path, n_ctx=n_ctx, threads=threads, gpu=gpu, flash_attn=flash_attn)
+    def __init__(
+        self,
+        *,
+        path: Path,
+        n_ctx: int,
+        threads: int,
+        gpu: bool = False,
+        flash_attn: bool = True,
+        vocab_only: bool = False,  # the vocabulary and template only: counting for a remote model (remote.py)
+    ) -> None:
+        extra = {"vocab_only": True, "n_batch": 64} if vocab_only else {}
+        self.llm = _load_llama(path, n_ctx=n_ctx or 64, threads=threads, gpu=gpu, flash_attn=flash_attn, **extra)
         self.n_ctx = self.llm.n_ctx()
         import llama_cpp
 

@@ -82,6 +82,25 @@ class RateLimitedError(QueueFullError):
         self.retry_after = retry_after
 
 
+class UnsupportedRequestError(InvalidRequestError):
+    """A field this model cannot honour (e.g. tools sent to a remote model)."""
+
+    code = "unsupported_parameter"
+
+
+class UpstreamUnavailableError(QueueFullError):
+    """No upstream server of a remote model could take the request (all down, refusing or timing out). A
+    QueueFullError too, so whoever waits and retries on a full queue (the bulk worker) does so here as well."""
+
+    code = "upstream_unavailable"
+
+
+class UpstreamError(EngineError):
+    """A remote model's upstream failed after its reply had begun (it broke off, or sent something unreadable)."""
+
+    code = "upstream_error"
+
+
 class ModelLoadError(EngineError):
     """The model's weights could not be loaded."""
 
@@ -269,6 +288,7 @@ class Usage:
     completion_tokens: int = 0
     audio_seconds: float = 0.0
     characters: int = 0
+    estimated: bool = False  # a remote model's upstream sent no usage and no tokenizer was at hand to count it
 
     @property
     def total_tokens(self) -> int:

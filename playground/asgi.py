@@ -23,14 +23,19 @@ application = ProtocolTypeRouter(
         # Static files served in the ASGI layer, so every middleware stays async-capable and no
         # request (a long API call included) is pushed onto a thread by a sync-only middleware.
         "http": BodyLimit(ASGIStaticFilesHandler(django_asgi_app)),
-        "websocket": RefuseBanned(AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))),
+        # An engine node (PLAYGROUND_ROLE=engine) has no Playground, so no sockets.
+        "websocket": RefuseBanned(
+            AllowedHostsOriginValidator(
+                AuthMiddlewareStack(URLRouter(websocket_urlpatterns if settings.PLAYGROUND_ROLE == "web" else []))
+            )
+        ),
     }
 )
 
 if settings.PLAYGROUND_WARM_MODELS:
     engines.get_pool().warm()  # loads on each model's own worker thread; requests queue behind it
 
-if settings.PLAYGROUND_BULK_WORKERS:
+if settings.PLAYGROUND_BULK_WORKERS and settings.PLAYGROUND_ROLE == "web":
     from playground.bulk.worker import start_in_process  # noqa: E402
 
     start_in_process(settings.PLAYGROUND_BULK_WORKERS)

@@ -15,7 +15,11 @@ _pool: EnginePool | None = None
 
 
 def catalog_specs() -> list[ModelSpec]:
-    return load_catalog(list(settings.PLAYGROUND_CATALOG_FILES), models_dir=settings.PLAYGROUND_MODELS_DIR)
+    """The catalog's models this process offers: every remote one, and the in-process ones PLAYGROUND_SERVE_MODELS
+    names (all when it is unset)."""
+    specs = load_catalog(list(settings.PLAYGROUND_CATALOG_FILES), models_dir=settings.PLAYGROUND_MODELS_DIR)
+    serve = settings.PLAYGROUND_SERVE_MODELS
+    return [spec for spec in specs if serve is None or spec.remote or spec.id in serve]
 
 
 def get_pool() -> EnginePool:

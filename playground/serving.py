@@ -99,6 +99,8 @@ def queue_owner() -> Owner | None:
     caller = caller_current()  # the metering caller, set once per request, socket or bulk job
     if caller is None:
         return None
+    if settings.PLAYGROUND_ROLE == "engine":  # one caller, the web tier, which shares the model out fairly itself
+        return Owner(user=getattr(caller.user, "pk", None))
     return Owner(
         user=getattr(caller.user, "pk", None),
         token=getattr(caller.token, "pk", None),
@@ -279,6 +281,13 @@ def with_tools(params: SamplingParams, *, model_id: str, use: ToolUse | None) ->
         raise Problem("invalid_parameter", str(exc), param=exc.param) from None
     if not use.active:
         return params
+    spec = engines.get_pool().spec(model_id)
+    if spec.remote:
+        raise Problem(
+            "unsupported_parameter",
+            "this model is served by another server: tools are not available for it; leave them out",
+            param="tools",
+        )
     if params.grammar is not None:
         raise Problem(
             "unsupported_parameter",
@@ -286,7 +295,7 @@ def with_tools(params: SamplingParams, *, model_id: str, use: ToolUse | None) ->
             'send tool_choice "none" or leave response_format out',
             param="response_format",
         )
-    fmt = engines.get_pool().spec(model_id).tool_format
+    fmt = spec.tool_format
     try:
         grammar = call_grammar(use.callable(), fmt, parallel=use.parallel and use.choice in ("auto", "required"))
     except InvalidRequestError as exc:

@@ -124,7 +124,11 @@ TEMPLATES = [
 DATABASES: dict[str, dict[str, Any]] = {
     "default": {
         "ENGINE": "django.db.backends.sqlite3",
-        "NAME": env_str("PLAYGROUND_SQLITE_PATH", str(VAR_DIR / "db.sqlite3")),
+        # An engine node (PLAYGROUND_ROLE=engine) keeps its own ledger, beside a web process on the same checkout.
+        "NAME": env_str(
+            "PLAYGROUND_SQLITE_PATH",
+            str(VAR_DIR / ("engine.sqlite3" if os.environ.get("PLAYGROUND_ROLE") == "engine" else "db.sqlite3")),
+        ),
         # WAL: readers never wait for the writer (pages stay fast while bulk workers write results),
         # and a commit needs no fsync of its own (synchronous=NORMAL is durable across a process crash).
         "OPTIONS": {
@@ -240,6 +244,24 @@ PLAYGROUND_ENGINE_NICE = env_int("PLAYGROUND_ENGINE_NICE", 10)
 PLAYGROUND_BATCH_SLOTS = env_int("PLAYGROUND_BATCH_SLOTS", 8)
 PLAYGROUND_BATCH_KV_MB = env_int("PLAYGROUND_BATCH_KV_MB", 1024)
 PLAYGROUND_WARM_MODELS = env_bool("PLAYGROUND_WARM_MODELS", False)  # load every model at start-up
+# Which of the catalog's in-process models this process serves (comma-separated ids; unset: all, empty: none).
+# Remote models (engine = "openai" | "tgi": served by the upstreams their entries list) are always offered.
+PLAYGROUND_SERVE_MODELS: list[str] | None = (
+    env_list("PLAYGROUND_SERVE_MODELS", []) if "PLAYGROUND_SERVE_MODELS" in os.environ else None
+)
+
+# --- Role ----------------------------------------------------------------------
+# web: the whole site. engine: a node of a fleet (docs/deploy.md): only the API routes (/v1, /ai, TGI's), /health
+# and /metrics, for callers presenting PLAYGROUND_CLUSTER_TOKEN as their bearer token (the web tier's catalog names
+# this node as an upstream with api_key_env); no pages, sockets or bulk workers.
+PLAYGROUND_ROLE = env_str("PLAYGROUND_ROLE", "web")
+PLAYGROUND_CLUSTER_TOKEN = env_str("PLAYGROUND_CLUSTER_TOKEN", "")
+if PLAYGROUND_ROLE not in ("web", "engine"):
+    raise ImproperlyConfigured(f"PLAYGROUND_ROLE must be web or engine, not {PLAYGROUND_ROLE!r}")
+if PLAYGROUND_ROLE == "engine":
+    if len(PLAYGROUND_CLUSTER_TOKEN) < 16:
+        raise ImproperlyConfigured("PLAYGROUND_ROLE=engine needs PLAYGROUND_CLUSTER_TOKEN (16 characters or more)")
+    ROOT_URLCONF = "playground.urls_engine"
 
 # Write a usage record for every inference (the ledger). Tests switch it off except where they test it.
 PLAYGROUND_METERING = env_bool("PLAYGROUND_METERING", True)

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import functools
+import hmac
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
@@ -19,6 +23,18 @@ from playground.tokens.throttle import auth_failure_record, ban_message, ban_rem
 from playground.usage.services import Caller, caller_set
 
 AsyncView = Callable[..., Awaitable[HttpResponse]]
+
+
+CLUSTER_USERNAME = "cluster"  # an engine node's ledger records the web tier's requests as this user's
+
+
+@functools.cache
+def cluster_user() -> Any:
+    user, created = get_user_model().objects.get_or_create(username=CLUSTER_USERNAME)
+    if created:
+        user.set_unusable_password()
+        user.save(update_fields=["password"])
+    return user
 
 
 def _bearer(request: HttpRequest) -> str:
@@ -39,6 +55,17 @@ def api_view(view: AsyncView) -> AsyncView:
                 message = ban_message(address=address, seconds=banned_for)
                 raise Problem("banned", message, headers={"Retry-After": str(banned_for)})
             raw = _bearer(request)
+            if settings.PLAYGROUND_ROLE == "engine":  # a fleet's node: the web tier's cluster token, no user limits
+                if not hmac.compare_digest(raw.encode(), settings.PLAYGROUND_CLUSTER_TOKEN.encode()):
+                    if raw:
+                        await sync_to_async(auth_failure_record)(address=address)
+                    message = "invalid cluster token" if raw else "missing cluster token: send Authorization: Bearer"
+                    raise Problem("invalid_api_key", message, headers={"WWW-Authenticate": "Bearer"})
+                user = await sync_to_async(cluster_user)()
+                request.api_token = None  # type: ignore[attr-defined]
+                request.api_user = user  # type: ignore[attr-defined]
+                caller_set(Caller(user=user, source="api", endpoint=request.path))
+                return await view(request, *args, **kwargs)
             token = await sync_to_async(token_authenticate)(raw=raw) if raw else None
             if token is None:
                 if raw:  # only a token presented and wrong counts: a missing header is no attempt (an <img> tag)

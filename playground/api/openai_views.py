@@ -39,8 +39,9 @@ async def models(request: HttpRequest) -> HttpResponse:
     require_method(request, "GET")
     listed = openai.models_list()
     # The token's project's deployed endpoints too, each by its id (is-<id>) with its URL and its model as root.
-    token = request.api_token  # type: ignore[attr-defined]  # set by api_view
-    listed["data"] += await sync_to_async(endpoint_models)(project_id=token.project_id)
+    token = request.api_token  # type: ignore[attr-defined]  # set by api_view (None on an engine node)
+    if token is not None:
+        listed["data"] += await sync_to_async(endpoint_models)(project_id=token.project_id)
     return JsonResponse(listed)
 
 

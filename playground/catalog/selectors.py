@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from inference import ModelSpec
@@ -36,6 +36,7 @@ class ModelRow:
     error: str
     waiting: int
     stats: ModelStats | None = None
+    upstreams: list[dict[str, Any]] = field(default_factory=list)  # a remote model's servers (inference/remote.py)
 
     @property
     def state_label(self) -> str:
@@ -57,7 +58,17 @@ def model_list(*, task: str = "", query: str = "") -> list[ModelRow]:
     needle = query.strip().lower()
     stats = {s.model_id: s for s in ModelStats.objects.all()}
     return [
-        ModelRow(pool.spec(s.id), s.state, s.device, s.note, s.device_reason, s.error, s.waiting, stats.get(s.id))
+        ModelRow(
+            pool.spec(s.id),
+            s.state,
+            s.device,
+            s.note,
+            s.device_reason,
+            s.error,
+            s.waiting,
+            stats.get(s.id),
+            s.upstreams,
+        )
         for s in pool.status()
         if (tasks is None or s.task in tasks)
         and (not needle or needle in pool.spec(s.id).name.lower() or needle in s.id.lower())
@@ -71,7 +82,15 @@ def model_row(model_id: str) -> ModelRow:
     (status,) = [s for s in pool.status() if s.id == spec.id]
     stats = ModelStats.objects.filter(model_id=spec.id).first()
     return ModelRow(
-        spec, status.state, status.device, status.note, status.device_reason, status.error, status.waiting, stats
+        spec,
+        status.state,
+        status.device,
+        status.note,
+        status.device_reason,
+        status.error,
+        status.waiting,
+        stats,
+        status.upstreams,
     )
 
 
@@ -104,6 +123,7 @@ def health_report() -> dict[str, Any]:
                 "error": s.error,
                 "waiting": s.waiting,
                 "weights_present": s.weights_present,
+                "upstreams": s.upstreams,
             }
             for s in pool.status()
         ],

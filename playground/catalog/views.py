@@ -254,6 +254,7 @@ def card(request: HttpRequest, model_id: str) -> HttpResponse:
         "tabs": TABS,
         "price_lines": price_lines(spec),
         "max_queue": engines.get_pool().workers[spec.id].max_queue,
+        "row_capacity": engines.get_pool().workers[spec.id].concurrency,
         "max_upload_mb": MAX_UPLOAD_MB,
     }
     if tab == "playground" and request.user.is_authenticated:

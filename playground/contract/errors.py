@@ -128,6 +128,19 @@ CODES: dict[str, Code] = {
         ),
         Code("model_load_failed", 503, "server_error", "The model's weights could not be loaded."),
         Code(
+            "upstream_unavailable",
+            503,
+            "service_unavailable_error",
+            "A remote model's servers could not take the request: every upstream is down, busy or refusing it "
+            "(nothing was generated; retry later).",
+        ),
+        Code(
+            "upstream_error",
+            502,
+            "server_error",
+            "A remote model's server broke off its reply after it had begun; a stream ends with an error event.",
+        ),
+        Code(
             "timeout",
             504,
             "timeout_error",
@@ -194,4 +207,6 @@ def problem(exc: EngineError, *, param: str | None = None) -> Problem:
     if code in ("queue_full", "rate_limit_exceeded"):
         seconds = int(getattr(exc, "retry_after", None) or RETRY_AFTER_SECONDS)
         return Problem(code, str(exc), headers={"Retry-After": str(seconds)}, extra={"retry_after": seconds})
+    if code == "upstream_unavailable":
+        return Problem(code, str(exc), headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
     return Problem(code, str(exc), param=named)

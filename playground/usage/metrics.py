@@ -16,6 +16,10 @@ BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)  # seconds
 COUNTERS = {
     "requests": ("playground_requests_total", "Inferences recorded in the usage ledger."),
     "errors": ("playground_errors_total", "Inferences that failed after starting."),
+    "cancelled": (
+        "playground_cancelled_total",
+        "Inferences stopped before their end (Stop, a client gone, a timeout).",
+    ),
     "prompt_tokens": ("playground_prompt_tokens_total", "Prompt (input) tokens counted by the model's tokenizer."),
     "completion_tokens": ("playground_completion_tokens_total", "Completion (output) tokens generated."),
     "audio_seconds": ("playground_audio_seconds_total", "Seconds of audio transcribed."),
@@ -60,6 +64,8 @@ def usage_observe(record: Any) -> None:
         _counters[("requests", model, endpoint)] += 1
         if record.outcome == "error":
             _counters[("errors", model, endpoint)] += 1
+        if record.outcome in ("cancelled", "timeout"):
+            _counters[("cancelled", model, endpoint)] += 1
         _counters[("prompt_tokens", model, endpoint)] += record.prompt_tokens
         _counters[("completion_tokens", model, endpoint)] += record.completion_tokens
         _counters[("audio_seconds", model, endpoint)] += float(record.audio_seconds)
@@ -117,6 +123,23 @@ def metrics_render() -> str:
     for name, help_text, gauge in gauges:
         lines += [f"# HELP {name} {help_text}", f"# TYPE {name} gauge"]
         lines += [f"{name}{_labels(model=s.id)} {gauge(s)}" for s in status]
+    upstream_gauges = (
+        ("playground_upstream_up", "1 while a remote model's upstream passes its health checks.", "state"),
+        ("playground_upstream_in_flight", "Requests in flight at each upstream of a remote model.", "in_flight"),
+        ("playground_upstream_latency_seconds", "A moving mean of each upstream's time to respond.", "latency_ms"),
+        ("playground_upstream_requests", "Requests each upstream has taken (a counter).", "requests"),
+        ("playground_upstream_failures", "Requests and health checks that failed at each upstream.", "failures"),
+    )
+    for name, help_text, key in upstream_gauges:
+        lines += [f"# HELP {name} {help_text}", f"# TYPE {name} gauge"]
+        for s in status:
+            for upstream in s.upstreams:
+                value = upstream[key]
+                if key == "state":
+                    value = int(value == "healthy")
+                elif key == "latency_ms":
+                    value = (value or 0) / 1000
+                lines.append(f"{name}{_labels(model=s.id, upstream=upstream['url'])} {_number(value)}")
     lines += [
         "# HELP playground_model_state 1 for each model's current load state.",
         "# TYPE playground_model_state gauge",

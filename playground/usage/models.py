@@ -65,6 +65,8 @@ class UsageRecord(models.Model):
     completion_tokens = models.PositiveIntegerField(default=0)
     audio_seconds = models.DecimalField(max_digits=12, decimal_places=3, default=Decimal("0"))
     characters = models.PositiveIntegerField(default=0)
+    # A remote model's upstream reported no usage and no tokenizer was at hand: the tokens are an estimate.
+    estimated = models.BooleanField(default=False)
     embedding_inputs = models.PositiveIntegerField(default=0)
     ttft_ms = models.FloatField(null=True, blank=True)
     latency_ms = models.FloatField(default=0)

@@ -271,6 +271,7 @@ def usage_record(*, metering: Metering, outcome: str, error: str, latency_ms: fl
                 completion_tokens=usage.completion_tokens,
                 audio_seconds=audio,
                 characters=usage.characters,
+                estimated=usage.estimated,
                 embedding_inputs=metering.embedding_inputs,
                 ttft_ms=None if metering.ttft_seconds is None else metering.ttft_seconds * 1000,
                 latency_ms=latency_ms,
