@@ -46,6 +46,7 @@ MARKS_BY_DIRECTORY = {
     "browser": ("browser", *LIVE_REAL),  # Playwright and Chromium against a live site
     "load": LIVE_REAL,  # a burst of streams against a live site
     "scaleout": ("scale_out", *LIVE_REAL),  # nginx, two web processes and two workers on PostgreSQL and Redis
+    "fleet": LIVE_REAL,  # a web tier routing to an engine node and llama_cpp.server (remote models)
 }
 MARKS_BY_FILE = {
     "bulk/test_worker_process.py": ("scale_out", "real_model"),  # manage.py bulk_worker processes, killed and resumed
