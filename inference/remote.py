@@ -814,9 +814,15 @@ class RemoteSpeechToTextEngine:
     ) -> tuple[TranscriptionInfo, Iterator[Segment]]:
         if task not in ("transcribe", "translate"):
             raise InvalidRequestError("task must be 'transcribe' or 'translate'")
-        if not self.multilingual and task == "translate":
-            raise InvalidRequestError("this model is English-only and cannot translate")
+        if not self.multilingual:
+            if task == "translate":
+                raise InvalidRequestError("this model is English-only and cannot translate")
+            if language not in (None, "en"):
+                raise InvalidRequestError("this model is English-only; language must be 'en' or omitted")
         data = _audio_bytes(audio)
+        from inference.speech import check_audio
+
+        check_audio(data, max_seconds=max_seconds)  # undecodable or too long: refused here, not by the upstream
         name = "audio" + _extension(data)
 
         def request(upstream: UpstreamSpec) -> dict[str, Any]:

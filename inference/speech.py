@@ -81,6 +81,41 @@ def _minutes(seconds: float) -> str:
     return f"{seconds / 60:.1f} minutes" if seconds >= 60 else f"{seconds:.1f} s"
 
 
+def _open(source: Any) -> Any:
+    import av
+
+    try:
+        return av.open(source, mode="r", metadata_errors="ignore")
+    except Exception as exc:  # PyAV raises many types (InvalidDataError, ValueError, ...)
+        logger.info("audio refused: PyAV could not open it: %s", exc)
+        raise AudioDecodeError(UNDECODABLE) from exc
+
+
+def _audio_stream(container: Any, max_seconds: float | None) -> Any:
+    """The container's first audio stream, refused when there is none or when it declares more than `max_seconds`."""
+    import av
+
+    streams = container.streams.audio
+    if not streams:
+        raise AudioDecodeError("the file contains no audio track")
+    stream = streams[0]
+    declared = None
+    if stream.duration is not None and stream.time_base is not None:
+        declared = float(stream.duration * stream.time_base)
+    elif container.duration is not None:
+        declared = container.duration / av.time_base
+    if max_seconds is not None and declared is not None and declared > max_seconds + 1:
+        raise AudioTooLongError(f"the audio lasts {_minutes(declared)}; the limit here is {_minutes(max_seconds)}")
+    return stream
+
+
+def check_audio(data: bytes, *, max_seconds: float | None) -> None:
+    """Refuse audio that has no audio track, cannot be opened, or declares more than `max_seconds`, reading only its
+    container's header (a remote model's server decodes it)."""
+    with _open(io.BytesIO(data)) as container:
+        _audio_stream(container, max_seconds)
+
+
 def decode_capped(source: Any, *, sampling_rate: int, max_seconds: float | None) -> Any:
     """The audio as mono float32 samples at `sampling_rate`, decoded with PyAV (as faster-whisper does).
 
@@ -91,23 +126,9 @@ def decode_capped(source: Any, *, sampling_rate: int, max_seconds: float | None)
     import av
     import numpy as np
 
-    try:
-        container = av.open(source, mode="r", metadata_errors="ignore")
-    except Exception as exc:  # PyAV raises many types (InvalidDataError, ValueError, ...)
-        logger.info("audio refused: PyAV could not open it: %s", exc)
-        raise AudioDecodeError(UNDECODABLE) from exc
+    container = _open(source)
     with container:
-        streams = container.streams.audio
-        if not streams:
-            raise AudioDecodeError("the file contains no audio track")
-        stream = streams[0]
-        declared = None
-        if stream.duration is not None and stream.time_base is not None:
-            declared = float(stream.duration * stream.time_base)
-        elif container.duration is not None:
-            declared = container.duration / av.time_base
-        if max_seconds is not None and declared is not None and declared > max_seconds + 1:
-            raise AudioTooLongError(f"the audio lasts {_minutes(declared)}; the limit here is {_minutes(max_seconds)}")
+        stream = _audio_stream(container, max_seconds)
         limit = None if max_seconds is None else int((max_seconds + 1) * sampling_rate)
         resampler = av.AudioResampler(format="s16", layout="mono", rate=sampling_rate)
         chunks: list[Any] = []

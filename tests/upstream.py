@@ -41,6 +41,14 @@ class FakeUpstream:
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
+    def wait_finished(self, count: int, timeout: float = 5.0) -> int:
+        """`finished` once it reaches `count` (a stream's last bytes are written just after its client has read
+        [DONE]), or after `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while self.finished < count and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return self.finished
+
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server.server_address[1]}/v1"

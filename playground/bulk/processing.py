@@ -194,6 +194,10 @@ def _run_one(job: BulkJob, item: BulkItem, params: SamplingParams, worker: str, 
         try:
             chunks = run_all(generation, stopped=heartbeat.stopped)  # the same time limit as any request
         except EngineError as exc:
+            if getattr(exc, "code", "") == "upstream_unavailable":  # a remote model's servers are all down: wait
+                if heartbeat.stopped.wait(QUEUE_FULL_WAIT):
+                    return
+                continue
             error = str(exc)
         finally:
             heartbeat.current = None

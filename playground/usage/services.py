@@ -17,7 +17,15 @@ from django.db import DatabaseError, IntegrityError, OperationalError, connectio
 from django.utils import timezone
 
 from inference import InvalidRequestError, Usage
-from inference.types import EmbeddingResult, Segment, SpeechResult, TextChunk, TranscriptionEnd, TranscriptionInfo
+from inference.types import (
+    EmbeddingResult,
+    Segment,
+    SpeechResult,
+    TextChunk,
+    TranscriptionEnd,
+    TranscriptionInfo,
+    UpstreamUnavailableError,
+)
 from playground import engines
 from playground.usage.models import UsageRecord
 from playground.usage.pricing import cost_of, price_at
@@ -121,7 +129,8 @@ class Metering:
 
     def done(self, *, cancelled: bool, error: BaseException | None) -> None:
         self.ended = time.monotonic()
-        if isinstance(error, InvalidRequestError) or not self.ledger:
+        # A refusal, or a remote model's request that no server took: nothing was done, nothing to record.
+        if isinstance(error, InvalidRequestError | UpstreamUnavailableError) or not self.ledger:
             return
         outcome = self.outcome(cancelled=cancelled, error=error)
         try:

@@ -102,15 +102,20 @@ async def test_a_stream_that_breaks_mid_reply_ends_with_an_error_event(async_cli
     assert sum(len(u.requests) for u in upstreams) == 1  # no second upstream once the reply had begun
 
 
-async def test_every_upstream_down_is_a_503_and_one_ledger_row(async_client, auth, remote_pool, upstreams):
+async def test_every_upstream_down_is_a_503_and_no_ledger_row(async_client, auth, remote_pool, upstreams):
     for upstream in upstreams:
         upstream.mode = "down"
     response = await post(async_client, "/v1/chat/completions", CHAT, auth)
     assert response.status_code == 503 and response["Retry-After"]
     error = response.json()["error"]
     assert error["code"] == "upstream_unavailable" and error["type"] == "service_unavailable_error"
+    # nothing was generated, so nothing is charged (as for a full queue); the next request that works is recorded
+    for upstream in upstreams:
+        upstream.mode = "ok"
+    remote_pool.routers["remote-chat"].check(remote_pool.routers["remote-chat"].upstreams[0])
+    assert (await post(async_client, "/v1/chat/completions", CHAT, auth)).status_code == 200
     (record,) = await sync_to_async(wait_for_records)(1)
-    assert record.outcome == "error" and record.completion_tokens == 0
+    assert record.outcome == "finished"
 
 
 async def test_remote_tools_are_refused_with_a_400(async_client, auth, remote_pool):

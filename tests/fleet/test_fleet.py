@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import signal
 import sqlite3
 import subprocess
@@ -24,8 +25,9 @@ from typing import Any
 import openai
 import pytest
 import requests
+from websockets.sync.client import connect as ws_connect
 
-from tests.livesite import REPO, free_port, live_api_token, live_site
+from tests.livesite import PASSWORD, REPO, USERNAME, free_port, live_api_token, live_site
 
 CLUSTER = "fleet-cluster-token-0123456789"
 METRICS = "fleet-metrics-token-0123"
@@ -304,6 +306,49 @@ def test_requests_spread_and_survive_an_upstream_killed_mid_run(fleet: Fleet) ->
     assert len(rows) == 6 + 8 + 1
     assert sum(r["outcome"] == "error" for r in rows) == len(broken)
     assert not any(r["estimated"] for r in rows)
+
+
+def test_stop_in_the_playground_stops_the_upstream(fleet: Fleet) -> None:
+    session = requests.Session()
+    login = session.get(f"{fleet.web}/accounts/login/", timeout=30)
+    match = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', login.text)
+    assert match
+    session.post(
+        f"{fleet.web}/accounts/login/",
+        data={"username": USERNAME, "password": PASSWORD, "csrfmiddlewaretoken": match.group(1)},
+        headers={"Referer": f"{fleet.web}/accounts/login/"},
+        timeout=30,
+    )
+    cookie = "; ".join(f"{k}={v}" for k, v in session.cookies.items())
+    cancelled = fleet.node_metric("playground_cancelled_total")
+    ws_url = fleet.web.replace("http://", "ws://") + "/ws/chat/"
+    with ws_connect(ws_url, additional_headers={"Cookie": cookie, "Origin": fleet.web}) as ws:
+        ws.send(
+            json.dumps(
+                {
+                    "type": "generate",
+                    "model": "fleet-node-chat",
+                    "conversation": None,
+                    "system": "",
+                    "content": ASK[0]["content"],
+                    "params": {"max_tokens": 1500},
+                }
+            )
+        )
+        frames: list[dict[str, Any]] = []
+        while sum(f["type"] == "token" for f in frames) < 5:
+            frames.append(json.loads(ws.recv(timeout=120)))
+            assert frames[-1]["type"] != "error", frames[-1]
+        ws.send(json.dumps({"type": "stop"}))
+        while frames[-1]["type"] not in ("done", "error"):
+            frames.append(json.loads(ws.recv(timeout=60)))
+    assert frames[-1]["type"] == "done" and frames[-1]["finish_reason"] == "cancelled", frames[-1]
+    deadline = time.monotonic() + 30
+    while fleet.node_metric("playground_cancelled_total") == cancelled and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert fleet.node_metric("playground_cancelled_total") == cancelled + 1  # the node stopped generating
+    last = fleet.ledger(fleet.node_dir)[-1]
+    assert last["outcome"] == "cancelled" and 0 < last["completion_tokens"] < 1500
 
 
 def test_a_client_that_leaves_stops_the_upstream(fleet: Fleet) -> None:

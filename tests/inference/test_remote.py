@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import threading
 import time
+import wave
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +17,8 @@ from inference.device import DeviceDecision
 from inference.pool import EnginePool
 from inference.remote import Counter, RemoteTextEngine, Router
 from inference.types import (
+    AudioDecodeError,
+    AudioTooLongError,
     ChatMessage,
     InvalidRequestError,
     SamplingParams,
@@ -124,7 +128,8 @@ def test_requests_go_to_the_least_busy_upstream(up_a: FakeUpstream, up_b: FakeUp
         thread.start()
     for thread in threads:
         thread.join(10)
-    assert len(up_a.requests) == 3 and len(up_b.requests) == 3
+    assert len(up_a.requests) + len(up_b.requests) == 6
+    assert min(len(up_a.requests), len(up_b.requests)) >= 2  # 3 and 3 unless a reply ended before all started
     status = engine.router.status()
     assert [s["in_flight"] for s in status] == [0, 0]
     assert all(s["state"] == "healthy" and s["latency_ms"] is not None for s in status)
@@ -138,7 +143,7 @@ def test_a_request_waits_while_every_upstream_is_at_its_cap(up_a: FakeUpstream) 
         thread.start()
     for thread in threads:
         thread.join(10)
-    assert up_a.max_in_flight == 2 and up_a.finished == 5
+    assert up_a.wait_finished(5) == 5 and up_a.max_in_flight == 2
 
 
 @pytest.mark.parametrize("mode", ["down", "busy"])
@@ -149,7 +154,7 @@ def test_a_failing_upstream_is_skipped_before_anything_streamed(
     r = router(up_a, up_b)
     for _ in range(3):
         assert "".join(c.text for c in text_engine(r).chat(HELLO, PARAMS)) == "".join(WORDS)
-    assert up_b.finished == 3
+    assert up_b.wait_finished(3) == 3
     state = r.status()[0]
     if mode == "down":  # marked down: later requests do not try it until its health check passes
         assert state["state"] == "down" and len(up_a.requests) == 1 and "503" in state["last_error"]
@@ -168,7 +173,7 @@ def test_an_upstream_that_breaks_before_its_first_piece_fails_over(up_a: FakeUps
     r = router(up_a, up_b)
     r.upstreams[1].latency_ms = 1000.0  # a tie on load goes to the faster: make up_a first
     assert "".join(c.text for c in text_engine(r).chat(HELLO, PARAMS)) == "".join(WORDS)
-    assert len(up_a.requests) == 1 and up_b.finished == 1
+    assert len(up_a.requests) == 1 and up_b.wait_finished(1) == 1
 
 
 def test_a_stream_that_breaks_mid_reply_ends_with_an_upstream_error(up_a: FakeUpstream, up_b: FakeUpstream) -> None:
@@ -289,13 +294,26 @@ def test_embeddings_speech_and_transcription(up_a: FakeUpstream) -> None:
     assert embedder.dimensions == 3
 
     stt = remote.RemoteSpeechToTextEngine(r, multilingual=False)
-    info, segments = stt.transcribe(b"RIFF....WAVEfmt ", language="en")
+    wav = io.BytesIO()
+    with wave.open(wav, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(16000)
+        out.writeframes(b"\0\0" * 24000)
+    info, segments = stt.transcribe(wav.getvalue(), language="en")
     assert info.duration == 1.5 and [s.text for s in segments] == ["Hello there."]
     sent = up_a.requests[-1]
     assert sent["path"] == "/v1/audio/transcriptions" and b'filename="audio.wav"' in sent["raw"]
     assert b"verbose_json" in sent["raw"]
     with pytest.raises(InvalidRequestError, match="English-only"):
-        stt.transcribe(b"RIFF", task="translate")
+        stt.transcribe(wav.getvalue(), task="translate")
+    # refused here, before the upstream: not audio, or longer than the caller's limit (read from the header)
+    sent = len(up_a.requests)
+    with pytest.raises(AudioDecodeError):
+        stt.transcribe(b"RIFF....WAVEfmt ")
+    with pytest.raises(AudioTooLongError):
+        stt.transcribe(wav.getvalue(), max_seconds=0.2)
+    assert len(up_a.requests) == sent
 
     tts = remote.RemoteTextToSpeechEngine(r, voice="default", max_characters=100, sample_rate=22050)
     speech = tts.synthesize("Hello", speed=1.25)
