@@ -297,7 +297,7 @@ class Router:
             while True:
                 left = [u for u in self.upstreams if id(u) not in tried and u.usable]
                 if not left:
-                    raise UpstreamUnavailableError(self._unavailable(tried))
+                    raise UpstreamUnavailableError(self._unavailable())
                 free = [u for u in left if u.in_flight < u.spec.max_concurrency]
                 if free:
                     best = min(free, key=lambda u: (u.in_flight / u.spec.max_concurrency, u.latency_ms or 0.0))
@@ -308,7 +308,7 @@ class Router:
                     raise UpstreamUnavailableError("the request was stopped while every upstream was busy")
                 self._cond.wait(0.1)
 
-    def _unavailable(self, tried: set[int]) -> str:
+    def _unavailable(self) -> str:
         errors = "; ".join(f"{u.spec.url}: {u.last_error or u.state}" for u in self.upstreams)
         return f"no upstream of model {self.model_id} could take the request ({errors})"
 
@@ -584,13 +584,15 @@ class RemoteTextEngine:
         if not messages:
             raise InvalidRequestError("messages must not be empty")
         _check_supported(params, tools, continue_final)
-        _, kept = fit_messages(
-            messages,
-            lambda turns: [0] * self.counter.chat(turns),
-            n_ctx=self.n_ctx or 2**31,
-            max_tokens=params.max_tokens,
-            overflow=overflow,
-        )
+        kept = messages  # "refuse": the upstream refuses what does not fit its context
+        if overflow == "drop_oldest":
+            _, kept = fit_messages(
+                messages,
+                lambda turns: [0] * self.counter.chat(turns),
+                n_ctx=self.n_ctx or 2**31,
+                max_tokens=params.max_tokens,
+                overflow=overflow,
+            )
         turns = [{"role": m.role, "content": m.content} for m in kept]  # tool turns arrive rendered as text
         body = {"messages": turns, **openai_sampling(params)}
         path = "/chat/completions" if self.kind == "openai" else "/v1/chat/completions"

@@ -131,6 +131,13 @@ defaults = {{ temperature = 0.0, max_tokens = 16 }}
 upstreams = [{{ url = "{node}", model = "gemma-3-270m", api_key_env = "FLEET_CLUSTER_TOKEN" }}]
 
 [[model]]
+id = "fleet-tgi-chat"
+task = "text-to-text"
+engine = "tgi"
+n_ctx = 2048
+upstreams = [{{ url = "{node}", model = "smollm2-135m-instruct", api_key_env = "FLEET_CLUSTER_TOKEN" }}]
+
+[[model]]
 id = "fleet-embed"
 task = "embeddings"
 engine = "openai"
@@ -212,6 +219,10 @@ def test_the_openai_sdk_through_the_web_tier_to_remote_models(fleet: Fleet) -> N
         client.completions.create(model="fleet-complete", prompt="Once upon a time", max_tokens=8, stream=True)
     )
     assert "".join(p.choices[0].text for p in pieces if p.choices)
+
+    # a TGI upstream's chat (its /v1/chat/completions, beside /generate_stream): the same reply, greedy
+    tgi = client.chat.completions.create(model="fleet-tgi-chat", messages=ASK, max_tokens=12, temperature=0)
+    assert tgi.choices[0].message.content == reply.choices[0].message.content
 
     embedded = client.embeddings.create(model="fleet-embed", input=["A man is eating food.", "A man eats bread."])
     assert len(embedded.data) == 2 and len(embedded.data[0].embedding) == 384

@@ -365,3 +365,18 @@ prices = { input_per_million_tokens = 0.5, output_per_million_tokens = 1.0 }
     )
     with pytest.raises(CatalogError, match="cannot serve text-to-speech"):
         load_catalog([catalog], models_dir=tmp_path)
+
+
+def test_the_oldest_turns_are_left_out_when_a_conversation_outgrows_the_context(up_a: FakeUpstream) -> None:
+    engine = RemoteTextEngine(router(up_a), kind="openai", n_ctx=64, chat=True, counter=Counter(None))
+    long = "word " * 40  # about 50 tokens by the estimate
+    history = [
+        ChatMessage("system", "Be brief."),
+        ChatMessage("user", long),
+        ChatMessage("assistant", long),
+        ChatMessage("user", "And now?"),
+    ]
+    chunks = list(engine.chat(history, SamplingParams(max_tokens=8), overflow="drop_oldest"))
+    assert chunks[-1].dropped_messages == 2
+    sent = up_a.requests[-1]["body"]["messages"]
+    assert [m["content"] for m in sent] == ["Be brief.", "And now?"]
