@@ -72,7 +72,9 @@ class Upstream:
         self.failures = 0  # requests and checks that failed, in all
         self.down_streak = 0  # checks failed in a row (the back-off's exponent)
         self.next_check = 0.0  # monotonic time of the next health check
-        self.latency_ms: float | None = None  # a moving mean of the time to the response's headers
+        # A moving mean of how fast it answers: health checks, and the headers of streamed replies (an unstreamed
+        # reply's headers come after the whole work, which says more about the request than the server)
+        self.latency_ms: float | None = None
         self.last_error = ""
 
     @property
@@ -189,6 +191,8 @@ class Lease:
             raise UpstreamError(f"{self.upstream.spec.url} sent an unreadable reply: {body[:200]!r}") from None
 
     def close(self, *, failed: str = "") -> None:
+        """Hand the upstream's slot back; the connection is shut unless the reply was read to its end (`failed`
+        says why it was not: its router has counted it)."""
         if self._closed:
             return
         self._closed = True
@@ -201,7 +205,7 @@ class Lease:
                 self.response.release_conn()
             except Exception:
                 _shut(self.response)
-        self.router.release(self.upstream, failed=failed)
+        self.router.release(self.upstream)
 
 
 class Router:
@@ -221,7 +225,10 @@ class Router:
         self.upstreams = [Upstream(spec) for spec in upstreams]
         self.read_timeout = read_timeout
         self.health_path = health_path
-        self.http = urllib3.PoolManager(maxsize=max(u.max_concurrency for u in upstreams), block=False, retries=False)
+        # a connection per request in flight, and one for the health checks
+        self.http = urllib3.PoolManager(
+            maxsize=max(u.max_concurrency for u in upstreams) + 1, block=False, retries=False
+        )
         self._cond = threading.Condition()
         self._health: threading.Thread | None = None
 
@@ -256,6 +263,7 @@ class Router:
 
     def check(self, upstream: Upstream) -> bool:
         """One health check: GET the upstream's health path (its model list for "openai", /health for "tgi")."""
+        started = time.monotonic()
         try:
             response = self.http.request(
                 "GET",
@@ -268,10 +276,29 @@ class Router:
             ok, why = False, f"health check failed: {_reason(exc)}"
         with self._cond:
             if ok:
+                self._measured(upstream, started)
                 self._up(upstream)
             else:
                 self._down(upstream, why)
         return ok
+
+    @staticmethod
+    def _measured(upstream: Upstream, started: float) -> None:
+        elapsed = (time.monotonic() - started) * 1000
+        upstream.latency_ms = elapsed if upstream.latency_ms is None else upstream.latency_ms * 0.8 + elapsed * 0.2
+
+    def fault(self, upstream: Upstream, exc: Exception) -> str:
+        """Note that a request failed at `upstream` (returns why). A read that timed out fails that request only:
+        the server is busy (its own line is long), not gone. Anything else (refused, reset, unreadable) marks it
+        down until a health check passes."""
+        why = str(exc) if isinstance(exc, UpstreamError) else _reason(exc)
+        with self._cond:
+            if isinstance(exc, urllib3.exceptions.ReadTimeoutError):
+                upstream.failures += 1
+                upstream.last_error = f"timed out: {why}"
+            else:
+                self._down(upstream, why)
+        return why
 
     def _up(self, upstream: Upstream) -> None:
         if upstream.state == "down":
@@ -328,12 +355,13 @@ class Router:
         multipart: bool = False,
         stop: threading.Event | None = None,
         tried: set[int] | None = None,
+        measure: bool = True,
     ) -> Lease:
         """POST `request(upstream)` (JSON, or multipart form fields) to the best upstream, failing over to the next
         while none has answered: a connection refused or timed out, a 5xx, a 401/403/404 (misconfigured here) or a
         429 (the upstream is marked down until its check passes; a 429 only skips it). An upstream's other 4xx is
         the caller's error (InvalidRequestError with its message). `tried` collects the upstreams tried: pass the
-        same set to fail the request over again."""
+        same set to fail the request over again. `measure`: the headers' delay counts as the upstream's latency."""
         tried = set() if tried is None else tried
         while True:
             upstream = self._pick(tried, stop)
@@ -363,10 +391,8 @@ class Router:
                     )
             except urllib3.exceptions.HTTPError as exc:
                 self.release(upstream)
-                with self._cond:
-                    self._down(upstream, _reason(exc))
+                self.fault(upstream, exc)
                 continue
-            elapsed = (time.monotonic() - started) * 1000
             if response.status >= 400:
                 detail = _error_message(response)
                 _shut(response)
@@ -380,9 +406,8 @@ class Router:
                     continue
                 raise InvalidRequestError(f"the model's server refused the request: {detail}")
             with self._cond:
-                upstream.latency_ms = (
-                    elapsed if upstream.latency_ms is None else upstream.latency_ms * 0.8 + elapsed * 0.2
-                )
+                if measure:
+                    self._measured(upstream, started)
                 if upstream.state != "healthy":
                     self._up(upstream)
             if stop is not None:
@@ -402,7 +427,7 @@ class Router:
         end, so a reply that breaks off fails over too."""
         tried: set[int] = set()
         while True:
-            lease = self.open_for(path, request, multipart=multipart, stop=stop, tried=tried)
+            lease = self.open_for(path, request, multipart=multipart, stop=stop, tried=tried, measure=False)
             failed = ""
             try:
                 if raw:
@@ -411,11 +436,10 @@ class Router:
                     return data
                 return lease.json()
             except Exception as exc:  # the connection failed, or was shut by a stop
-                failed = str(exc) if isinstance(exc, UpstreamError) else _reason(exc)
                 if stop is not None and stop.is_set():
-                    raise UpstreamError("stopped by the caller") from None
-                with self._cond:
-                    self._down(lease.upstream, failed)
+                    failed = "stopped by the caller"
+                    raise UpstreamError(failed) from None
+                failed = self.fault(lease.upstream, exc)
             finally:
                 lease.close(failed=failed)
 
@@ -690,11 +714,9 @@ class RemoteTextEngine:
                 if stop is not None and stop.is_set():
                     failed = "stopped by the caller"
                     break
-                failed = _reason(exc) if not isinstance(exc, UpstreamError) else str(exc)
-                if not reply.started:
+                failed = self.router.fault(lease.upstream, exc)
+                if not reply.started:  # nothing reached the caller: another upstream may take it
                     lease.close(failed=failed)
-                    with self.router._cond:
-                        self.router._down(lease.upstream, failed)
                     continue
                 logger.warning(
                     "model %s: upstream %s broke off: %s", self.router.model_id, lease.upstream.spec.url, failed

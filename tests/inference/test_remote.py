@@ -231,12 +231,24 @@ def test_a_stop_unblocks_a_read_waiting_on_a_silent_upstream(up_a: FakeUpstream)
     assert chunks[-1].finish_reason == "cancelled"
 
 
-def test_a_silent_upstream_times_out(up_a: FakeUpstream, up_b: FakeUpstream) -> None:
+def test_a_silent_upstream_times_out_without_being_marked_down(up_a: FakeUpstream, up_b: FakeUpstream) -> None:
     up_a.delay = 2.0
     r = router(up_a, up_b, read_timeout=0.3)
     r.upstreams[1].latency_ms = 1000.0
     assert "".join(c.text for c in text_engine(r).chat(HELLO, PARAMS)) == "".join(WORDS)  # failed over to up_b
-    assert r.status()[0]["state"] == "down"
+    state = r.status()[0]
+    # busy (its own line is long), not gone: it stays in the rotation, and its connection was closed
+    assert state["state"] != "down" and state["failures"] == 1 and "timed out" in state["last_error"]
+    deadline = time.monotonic() + 5
+    while up_a.gone == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert up_a.gone == 1
+    # alone, a request that times out is refused by itself; the next one is taken again
+    single = router(up_a, read_timeout=0.3)
+    with pytest.raises(UpstreamUnavailableError):
+        list(text_engine(single).chat(HELLO, PARAMS))
+    up_a.delay = 0.0
+    assert "".join(c.text for c in text_engine(single).chat(HELLO, PARAMS)) == "".join(WORDS)
 
 
 def test_health_checks_back_off_and_bring_an_upstream_back(up_a: FakeUpstream) -> None:
