@@ -8,6 +8,12 @@ temperature, top_k, top_p, min_p, penalties and seed, in llama-cpp-python's orde
 also its own grammar state: inference/text.py's ConstrainedSampler). Each request reads
 its pieces from its own queue. A request's stop flag ends its sequence at the next step and frees its
 slot; usage is counted per request, exactly as the serialized engine counts it.
+
+A request with a seed is decoded batch-invariantly: in a `llama_decode` of its own each step (its prompt in
+chunks of PROMPT_CHUNK from its start), in KV cells of its own, so the kernels see the same shapes, and sum in
+the same order, whatever else runs: its reply is the one it gets alone, on any number of threads or a GPU. It
+costs that request the batch's sharing of the weights' reads (about a single stream's speed); requests without
+a seed share one batch per step.
 """
 
 from __future__ import annotations
@@ -140,11 +146,23 @@ class BatchedTextEngine(LlamaTextEngine):
                     self._finish(sequence, error=EngineError(f"batched decoding failed: {exc}"))
 
     def _step(self) -> None:
+        """One decode step: the unseeded sequences together in one batch, then each seeded one in a batch of its
+        own (batch-invariant: its numbers are those of the same request decoded with nothing beside it)."""
         for sequence in list(self._active.values()):
             if sequence.stop_event.is_set():
                 self._finish(sequence, "cancelled")
-        if not self._active:
-            return
+        sequences = sorted(self._active.values(), key=lambda s: s.slot)
+        together = [s for s in sequences if s.params.seed is None]
+        if together:
+            self._decode(together)
+        for sequence in sequences:
+            if sequence.params.seed is not None and sequence.slot in self._active:
+                self._decode([sequence])
+
+    def _decode(self, sequences: list[_Sequence]) -> None:
+        """One llama_decode of these sequences: the next token of each generating one, then prompt chunks (at most
+        PROMPT_CHUNK tokens in all, a sequence's chunks starting at multiples of it when it is decoded alone); then
+        sample each that has logits."""
         batch = self._batch
         n = 0
 
@@ -157,7 +175,6 @@ class BatchedTextEngine(LlamaTextEngine):
             batch.logits[n] = logits
             n += 1
 
-        sequences = sorted(self._active.values(), key=lambda s: s.slot)
         for sequence in sequences:  # generating sequences first: one token each
             sequence.logits_at = -1
             if sequence.prefilled:

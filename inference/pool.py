@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import logging
+import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -153,6 +156,36 @@ def build_engine(spec: ModelSpec, gpu: bool, threads: int, slots: int = 0) -> En
     return PiperEngine(path=spec.path, gpu=gpu, **spec.options)
 
 
+# The decoding scheme's version, in every system_fingerprint: change it when a change alters replies (v2: seeded
+# requests decode in batches of their own).
+REPRODUCIBILITY = "v2"
+LIBRARIES = {"llama": "llama_cpp_python", "whisper": "faster-whisper", "piper": "piper-tts"}
+
+
+@functools.cache
+def _library(engine: str) -> str:
+    """The engine library's version and, for llama.cpp, the build the set-up proved (its record)."""
+    from importlib import metadata
+
+    from inference.buildcheck import RECORD_NAME
+
+    try:
+        version = metadata.version(LIBRARIES[engine]) if engine in LIBRARIES else engine
+    except metadata.PackageNotFoundError:
+        version = "absent"
+    record = Path(sys.prefix) / RECORD_NAME
+    build = record.read_text() if engine == "llama" and record.is_file() else ""
+    return f"{version} {build}"
+
+
+def _file_identity(path: Path) -> tuple[str, int, int]:
+    try:
+        stat = path.stat()
+    except OSError:
+        return (str(path), 0, 0)
+    return (str(path), stat.st_size, stat.st_mtime_ns)
+
+
 def load_remote(spec: ModelSpec, router: Router) -> LoadedEngine:
     """A remote model "loads" by starting its upstreams' health checks (and reading its tokenizer, if any)."""
     router.start()
@@ -285,6 +318,18 @@ class EnginePool:
 
         ids = list(model_ids) if model_ids is not None else [s.id for s in self.specs.values() if s.weights_present]
         return [self.submit(model_id, noop) for model_id in ids]
+
+    def fingerprint(self, model_id: str) -> str:
+        """The model's system_fingerprint: it changes when what decides its numbers changes (the engine library's
+        version and build, the weights file, the device it runs on, the decoding scheme); for a remote model, its
+        upstreams. A seeded request's reply is reproducible while it stays the same (inference/batching.py)."""
+        spec, worker = self.spec(model_id), self.workers[model_id]
+        parts: list[object] = [REPRODUCIBILITY, spec.engine, spec.n_ctx, worker.device or self.device.device]
+        if spec.remote:
+            parts += [(u.url, u.model) for u in spec.upstreams]
+        else:
+            parts += [_library(spec.engine), _file_identity(spec.path)]
+        return "fp_" + hashlib.sha256(repr(parts).encode()).hexdigest()[:12]
 
     def status(self) -> list[ModelStatus]:
         statuses = []

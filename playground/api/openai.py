@@ -103,10 +103,6 @@ def service_tier_served(*, model_id: str) -> str:
     return "gpu" if device == "cuda" else "cpu"
 
 
-def _fingerprint(tier: str) -> str:
-    return f"fp_{OWNER}_{tier}"
-
-
 # --- text: chat and completions ------------------------------------------------------------------------------------
 
 
@@ -214,7 +210,7 @@ async def text_complete(*, request: TextRequest) -> dict[str, Any]:
         "model": request.model_id,
         "usage": _usage(chunk),
         "service_tier": tier,
-        "system_fingerprint": _fingerprint(tier),
+        "system_fingerprint": engines.get_pool().fingerprint(request.model_id),
     }
     body: contract.ChatCompletion | contract.Completion
     if request.chat:
@@ -263,7 +259,7 @@ async def _text_events(request: TextRequest, run: serving.Run[TextChunk], first:
         "created": created,
         "model": request.model_id,
         "service_tier": tier,
-        "system_fingerprint": _fingerprint(tier),
+        "system_fingerprint": engines.get_pool().fingerprint(request.model_id),
     }
     if request.include_usage:
         head["usage"] = None  # every chunk says it, as OpenAI's do; the extra last chunk has the numbers

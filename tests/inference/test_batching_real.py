@@ -112,6 +112,52 @@ def test_a_seed_reproduces_alone_and_alongside_other_requests(batched):
     assert alone == again == crowd
 
 
+class _Recording:
+    """llama_cpp, recording which sequences (slots) and positions each llama_decode held."""
+
+    def __init__(self, real: object) -> None:
+        self.real = real
+        self.batches: list[list[tuple[int, int]]] = []
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.real, name)
+
+    def llama_decode(self, ctx: object, batch) -> int:  # noqa: ANN001
+        self.batches.append([(batch.seq_id[i][0], batch.pos[i]) for i in range(batch.n_tokens)])
+        return self.real.llama_decode(ctx, batch)
+
+
+def test_a_seeded_request_is_decoded_in_batches_of_its_own(batched, monkeypatch):
+    """Batch invariance by construction: every llama_decode that holds a seeded request's tokens holds nothing
+    else, and its prompt is read in chunks starting at multiples of PROMPT_CHUNK, as when it runs alone; the
+    unseeded requests still share one batch per step."""
+    from inference.batching import PROMPT_CHUNK
+
+    recording = _Recording(batched._llama_cpp)
+    monkeypatch.setattr(batched, "_llama_cpp", recording)
+    long_question = ask("Summarise: " + "The tide rises and falls twice a day. " * 40)
+    results = run_together(
+        batched,
+        {
+            "seeded": (long_question, SamplingParams(temperature=0.8, seed=5, max_tokens=12)),  # same as `seeded`
+            "b": (ask("Tell me about bread."), SamplingParams(temperature=0.9, max_tokens=20)),
+            "c": (ask("Tell me about rain."), SamplingParams(temperature=0, max_tokens=20)),
+        },
+    )
+    assert all(text for text, _ in results.values())
+    slots = [{slot for slot, _ in batch} for batch in recording.batches]
+    (seeded_slot,) = next(
+        s for s, batch in zip(slots, recording.batches, strict=True) if len(s) == 1 and len(batch) > 100
+    )  # its first prompt chunk: the only prompt that long
+    mine = [batch for batch, s in zip(recording.batches, slots, strict=True) if seeded_slot in s]
+    assert len(mine) >= 12 and all(len(s) == 1 for s in slots if seeded_slot in s)  # alone in every decode
+    prompt_starts = [batch[0][1] for batch in mine if len(batch) > 1]
+    assert prompt_starts and all(start % PROMPT_CHUNK == 0 for start in prompt_starts)
+    assert any(len(s) == 2 for s in slots)  # the two unseeded requests decoded together
+    seeded = SamplingParams(temperature=0.8, seed=5, max_tokens=12)
+    assert results["seeded"][0] == run_together(batched, {"s": (long_question, seeded)})["s"][0]
+
+
 def test_greedy_replies_match_the_serialized_engine(batched, smollm2):
     question = ask("What is the capital of Italy?")
     params = SamplingParams(temperature=0, max_tokens=16)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from inference import ModelSpec
+from inference import EnginePool, ModelSpec
+from inference.device import DeviceDecision
 from inference.pool import batch_slots_for
 
 
@@ -40,3 +41,44 @@ def test_models_that_cannot_batch_are_served_one_request_at_a_time_with_their_wh
         (spec(engine="fake"), 8),
     ):
         assert batch_slots_for(model, limit, 4096 * MB, lambda _path: SMOLLM2_TOKEN) == 0
+
+
+def test_the_fingerprint_changes_with_the_weights_the_device_and_the_upstreams(tmp_path):
+    import os
+
+    from inference.catalog import UpstreamSpec
+
+    weights = tmp_path / "model.gguf"
+    weights.write_bytes(b"GGUF" + b"\0" * 64)
+    spec = ModelSpec(id="m", name="m", task="text-to-text", engine="llama", path=weights, n_ctx=512)
+    remote = ModelSpec(
+        id="r",
+        name="r",
+        task="text-to-text",
+        engine="openai",
+        path=Path(),
+        upstreams=(UpstreamSpec("http://a/v1", "x"),),
+    )
+
+    def pool(*specs: ModelSpec, device: str = "cpu") -> EnginePool:
+        return EnginePool(specs, device=DeviceDecision(device, "test"), threads=1)
+
+    first = pool(spec, remote)
+    fp = first.fingerprint("m")
+    assert fp.startswith("fp_") and len(fp) == 15 and fp == pool(spec, remote).fingerprint("m")  # stable
+    assert fp != first.fingerprint("r")
+    assert pool(spec, device="cuda").fingerprint("m") != fp  # another device
+    first.workers["m"].device = "cpu"  # a model that fell back from the GPU says where it really runs
+    assert first.fingerprint("m") == fp
+    weights.write_bytes(b"GGUF" + b"\1" * 65)  # other weights
+    os.utime(weights, ns=(1, 1))
+    assert pool(spec).fingerprint("m") != fp
+    moved = ModelSpec(
+        id="r",
+        name="r",
+        task="text-to-text",
+        engine="openai",
+        path=Path(),
+        upstreams=(UpstreamSpec("http://b/v1", "x"),),
+    )
+    assert pool(moved).fingerprint("r") != first.fingerprint("r")
