@@ -27,6 +27,12 @@ from inference.types import (
 )
 
 BEAM_SIZE = 5
+# Audio at least this long is transcribed by faster-whisper's batched pipeline: Silero VAD (bundled with
+# faster-whisper) cuts it into speech chunks of up to 30 s, decoded BATCH_SIZE at a time. Segments are then one
+# per chunk; shorter audio keeps the sequential decoder and its finer segments. Catalog options
+# batched_from_seconds (0: never) and batch_size change them per model.
+BATCHED_FROM_SECONDS = 60.0
+BATCH_SIZE = 8
 logger = logging.getLogger(__name__)
 # What a user is told when the audio cannot be decoded; the decoder's own words go to the server log.
 UNDECODABLE = (
@@ -159,7 +165,16 @@ def decode_capped(source: Any, *, sampling_rate: int, max_seconds: float | None)
 class WhisperEngine:
     """faster-whisper over a local CTranslate2 directory; int8 on CPU, float16 on CUDA."""
 
-    def __init__(self, *, path: Path, threads: int, gpu: bool = False, compute_type: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        path: Path,
+        threads: int,
+        gpu: bool = False,
+        compute_type: str | None = None,
+        batched_from_seconds: float = BATCHED_FROM_SECONDS,
+        batch_size: int = BATCH_SIZE,
+    ) -> None:
         if not (path / "model.bin").is_file():
             raise ModelLoadError(f"no CTranslate2 model.bin in {path}")
         if gpu and (missing := load_cuda_libraries()):
@@ -175,6 +190,9 @@ class WhisperEngine:
             local_files_only=True,
         )
         self.multilingual = bool(self.model.model.is_multilingual)
+        self.batched_from_seconds = batched_from_seconds
+        self.batch_size = batch_size
+        self._batched: Any = None
 
     def _decode(self, audio: Audio, max_seconds: float | None) -> Any:
         source: Any = io.BytesIO(audio) if isinstance(audio, bytes) else audio
@@ -210,9 +228,19 @@ class WhisperEngine:
             # Beam search (Whisper's own default of 5): greedy decoding of hard audio often fails Whisper's
             # quality thresholds and falls back to sampling at rising temperatures, which is slower and
             # random; a translation could even come back in the source language.
-            segments, info = self.model.transcribe(
-                samples, language=language, task=task, beam_size=BEAM_SIZE, vad_filter=False
-            )
+            rate = self.model.feature_extractor.sampling_rate
+            if self.batched_from_seconds and samples.size >= self.batched_from_seconds * rate:
+                if self._batched is None:
+                    from faster_whisper import BatchedInferencePipeline
+
+                    self._batched = BatchedInferencePipeline(self.model)
+                segments, info = self._batched.transcribe(
+                    samples, language=language, task=task, beam_size=BEAM_SIZE, batch_size=self.batch_size
+                )
+            else:
+                segments, info = self.model.transcribe(
+                    samples, language=language, task=task, beam_size=BEAM_SIZE, vad_filter=False
+                )
         except ValueError as exc:  # e.g. an unknown language code
             raise InvalidRequestError(str(exc)) from exc
         summary = TranscriptionInfo(

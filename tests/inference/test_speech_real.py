@@ -146,3 +146,31 @@ def test_speech_synthesis_stops_between_sentences_when_asked(piper):
     stop.set()
     cut = piper.synthesize(text, stop_event=stop)
     assert 0 < cut.duration < whole.duration / 4  # the first sentence only
+
+
+def test_long_audio_goes_through_the_batched_pipeline_with_the_same_segments_api(piper):
+    """Audio at least `batched_from_seconds` long is cut by the VAD and decoded in batches: the same Segment
+    objects (ids in order, times within the audio), the same words."""
+    from inference.speech import WhisperEngine
+    from tests.inference.conftest import THREADS, catalog_spec
+
+    sentences = [SENTENCE, "Bread rises because yeast makes gas.", "The river runs past the old mill."]
+    clips = [piper.synthesize(text) for text in sentences]
+    frames = b""
+    for clip in clips:
+        with wave.open(io.BytesIO(clip.wav)) as reader:
+            frames += reader.readframes(reader.getnframes()) + b"\0\0" * reader.getframerate()  # 1 s of silence
+    long_wav = io.BytesIO()
+    with wave.open(long_wav, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(clips[0].sample_rate)
+        out.writeframes(frames)
+    engine = WhisperEngine(path=catalog_spec("whisper-tiny.en").path, threads=THREADS, batched_from_seconds=5)
+    result = engine.transcribe_all(long_wav.getvalue())
+    assert engine._batched is not None  # the batched pipeline ran
+    assert wer(" ".join(sentences), result.text) < 0.2
+    duration = sum(c.duration for c in clips) + len(clips)
+    assert result.usage.audio_seconds == pytest.approx(duration, abs=0.2)
+    assert [s.id for s in result.segments] == list(range(len(result.segments)))
+    assert all(0 <= s.start < s.end <= duration + 0.5 for s in result.segments)
