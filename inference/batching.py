@@ -14,6 +14,12 @@ chunks of PROMPT_CHUNK from its start), in KV cells of its own, so the kernels s
 the same order, whatever else runs: its reply is the one it gets alone, on any number of threads or a GPU. It
 costs that request the batch's sharing of the weights' reads (about a single stream's speed); requests without
 a seed share one batch per step.
+
+Prefix reuse (`prefix_cache`): a finished request's KV cells stay in its slot, and a new request takes the free
+slot that already holds the longest start of its prompt and reads only the rest: the next turn of a
+conversation (its previous prompt and reply), or another request with the same long system prompt. A seeded
+request reuses only full PROMPT_CHUNK chunks that were computed as a cold run computes them (by seeded requests:
+alone, aligned), and always reads its last prompt token anew, so its reply is still the cold run's.
 """
 
 from __future__ import annotations
@@ -48,6 +54,9 @@ class _Sequence:
     last: int = -1  # the token to feed next (sampled last step)
     logits_at: int = -1  # batch index of this sequence's logits in the current step
     completion: int = 0
+    generated: list[int] = field(default_factory=list)  # the reply's tokens (those fed back are in the KV cache)
+    reused: int = 0  # prompt tokens found in the slot's kept cells (not read again)
+    exact: int = 0  # prompt tokens whose KV cells are what a cold run computes (full aligned chunks)
     sampler: Sampler | None = None
     previous: list[int] = field(default_factory=list)
     decoder: Any = field(default_factory=lambda: codecs.getincrementaldecoder("utf-8")(errors="replace"))
@@ -68,7 +77,15 @@ class BatchedTextEngine(LlamaTextEngine):
     """
 
     def __init__(
-        self, *, path: Path, n_ctx: int, threads: int, slots: int, gpu: bool = False, flash_attn: bool = True
+        self,
+        *,
+        path: Path,
+        n_ctx: int,
+        threads: int,
+        slots: int,
+        gpu: bool = False,
+        flash_attn: bool = True,
+        prefix_cache: bool = True,
     ) -> None:
         import llama_cpp
 
@@ -96,6 +113,10 @@ class BatchedTextEngine(LlamaTextEngine):
         self._waiting: deque[_Sequence] = deque()
         self._active: dict[int, _Sequence] = {}
         self._thread: threading.Thread | None = None
+        self.prefix_cache = prefix_cache
+        # What each free slot's KV cells still hold, for the next request that starts the same way: its tokens,
+        # and how many of them (full aligned prompt chunks) a cold run would compute exactly so.
+        self._kept: dict[int, tuple[list[int], int]] = {}
 
     # --- requests -----------------------------------------------------------------------------
 
@@ -137,13 +158,53 @@ class BatchedTextEngine(LlamaTextEngine):
                 free = [slot for slot in range(self.slots) if slot not in self._active]
                 while self._waiting and free:
                     sequence = self._waiting.popleft()
-                    sequence.slot = free.pop(0)
+                    sequence.slot = self._admit(sequence, free)
+                    free.remove(sequence.slot)
                     self._active[sequence.slot] = sequence
             try:
                 self._step()
             except Exception as exc:  # the context is unusable for these sequences: fail them, carry on
                 for sequence in list(self._active.values()):
                     self._finish(sequence, error=EngineError(f"batched decoding failed: {exc}"))
+
+    def reusable(self, sequence: _Sequence, kept: tuple[list[int], int]) -> int:
+        """How many of the sequence's prompt tokens a slot's kept cells can give it, never the last (its logits
+        are computed anew). A seeded request takes only full PROMPT_CHUNK chunks that were computed as a cold run
+        computes them (read alone, aligned), so its numbers stay those of a cold run; others take the whole
+        common prefix, the reply's tokens included (as llama.cpp's server does), when it is a chunk or more."""
+        tokens, exact = kept
+        prompt = sequence.prompt
+        limit = min(len(tokens), len(prompt) - 1)
+        common = 0
+        while common < limit and tokens[common] == prompt[common]:
+            common += 1
+        if sequence.params.seed is not None:
+            return min(common, exact) // PROMPT_CHUNK * PROMPT_CHUNK
+        return common if common >= PROMPT_CHUNK else 0  # less saves a millisecond or two: read it cold
+
+    def _admit(self, sequence: _Sequence, free: list[int]) -> int:
+        """The free slot whose kept cells give the sequence the longest prefix (else the first free one), its
+        cells trimmed to that prefix: the sequence's prompt is read from there on."""
+        slot, reuse = free[0], 0
+        if self.prefix_cache:
+            for candidate in free:
+                kept = self._kept.get(candidate)
+                n = self.reusable(sequence, kept) if kept else 0
+                if n > reuse:
+                    slot, reuse = candidate, n
+        kept = self._kept.pop(slot, None)
+        if reuse and self._llama_cpp.llama_memory_seq_pos_min(self._memory, slot) == 0:
+            # cells from `reuse` on go (a sliding-window cache may refuse: then all go)
+            if not self._llama_cpp.llama_memory_seq_rm(self._memory, slot, reuse, -1):
+                reuse = 0
+        else:
+            reuse = 0
+        if not reuse and kept is not None:
+            self._llama_cpp.llama_memory_seq_rm(self._memory, slot, -1, -1)
+        sequence.fed = reuse
+        sequence.exact = min(reuse, kept[1]) if kept and reuse else 0
+        sequence.reused = reuse
+        return slot
 
     def _step(self) -> None:
         """One decode step: the unseeded sequences together in one batch, then each seeded one in a batch of its
@@ -160,6 +221,7 @@ class BatchedTextEngine(LlamaTextEngine):
                 self._decode([sequence])
 
     def _decode(self, sequences: list[_Sequence]) -> None:
+        alone = len(sequences) == 1 and sequences[0].params.seed is not None
         """One llama_decode of these sequences: the next token of each generating one, then prompt chunks (at most
         PROMPT_CHUNK tokens in all, a sequence's chunks starting at multiples of it when it is decoded alone); then
         sample each that has logits."""
@@ -191,6 +253,8 @@ class BatchedTextEngine(LlamaTextEngine):
                 if last:
                     sequence.logits_at = n
                 add(sequence.prompt[i], i, sequence.slot, last)
+            if alone and take == PROMPT_CHUNK and sequence.fed == sequence.exact:  # a full chunk, as a cold run's
+                sequence.exact += take
             sequence.fed += take
         batch.n_tokens = n
         code = self._llama_cpp.llama_decode(self._ctx, batch)
@@ -210,6 +274,7 @@ class BatchedTextEngine(LlamaTextEngine):
             return
         sequence.completion += 1
         sequence.last = token
+        sequence.generated.append(token)
         piece = self.llm.detokenize([token], prev_tokens=sequence.previous or None)
         sequence.previous = [token]
         assert sequence.scanner is not None
@@ -234,7 +299,16 @@ class BatchedTextEngine(LlamaTextEngine):
         """End the sequence and free its slot; `stop_sequence` is the stop sequence that ended it, if one did."""
         with self._cond:
             self._active.pop(sequence.slot, None)
-        self._llama_cpp.llama_memory_seq_rm(self._memory, sequence.slot, -1, -1)
+            if self.prefix_cache and error is None:
+                # in its cells: the prompt read so far, and each reply token fed back (all but the last sampled)
+                held = sequence.prompt[: sequence.fed]
+                if sequence.prefilled:
+                    held = held + sequence.generated[: max(0, sequence.completion - 1)]
+                self._kept[sequence.slot] = (held, sequence.exact)
+            else:
+                self._kept.pop(sequence.slot, None)
+        if not self.prefix_cache or error is not None:
+            self._llama_cpp.llama_memory_seq_rm(self._memory, sequence.slot, -1, -1)
         if sequence.sampler is not None:
             sequence.sampler.close()
             sequence.sampler = None

@@ -117,7 +117,7 @@ def router_for(spec: ModelSpec) -> Router:
     )
 
 
-def build_engine(spec: ModelSpec, gpu: bool, threads: int, slots: int = 0) -> Engine:
+def build_engine(spec: ModelSpec, gpu: bool, threads: int, slots: int = 0, prefix_cache: bool = True) -> Engine:
     """Construct the real engine for a catalog entry (imports its library here, not at import time).
 
     A llama text model with `slots` > 1 gets the batching engine: that many requests decode together."""
@@ -137,7 +137,13 @@ def build_engine(spec: ModelSpec, gpu: bool, threads: int, slots: int = 0) -> En
 
         # each request may use the whole n_ctx; the requests share a cache of that many cells (see `batched`)
         return BatchedTextEngine(
-            path=spec.path, n_ctx=spec.n_ctx, threads=threads, slots=slots, gpu=gpu, **spec.options
+            path=spec.path,
+            n_ctx=spec.n_ctx,
+            threads=threads,
+            slots=slots,
+            gpu=gpu,
+            prefix_cache=prefix_cache,
+            **spec.options,
         )
     if spec.task in ("text-to-text", "text-completion"):
         from inference.text import LlamaTextEngine
@@ -193,14 +199,21 @@ def load_remote(spec: ModelSpec, router: Router) -> LoadedEngine:
 
 
 def load_on_device(
-    spec: ModelSpec, device: DeviceDecision, threads: int, factory: EngineFactory, slots: int = 0
+    spec: ModelSpec,
+    device: DeviceDecision,
+    threads: int,
+    factory: EngineFactory,
+    slots: int = 0,
+    prefix_cache: bool = True,
 ) -> LoadedEngine:
     """Load on the model's family's device and prove it with a tiny real inference there.
 
     A model that fails to load or to run on the GPU falls back to the CPU and says why; one that fails
     on the CPU fails to load (the error reaches the card and /health).
     """
-    extra = {"slots": slots} if slots > 1 else {}
+    extra: dict[str, Any] = {"slots": slots} if slots > 1 else {}
+    if slots > 1 and not prefix_cache:
+        extra["prefix_cache"] = False
     if spec.engine == "fake":  # nothing to prove (and their call logs are the tests' to read)
         return LoadedEngine(factory(spec, False, threads, **extra), "cpu")
     if device.for_engine(spec.engine).device == "cpu":
@@ -249,6 +262,7 @@ class EnginePool:
         nice: int = 0,
         batch_slots: int = 0,
         batch_kv_bytes: int = 1024 * 2**20,
+        prefix_cache: bool = True,
     ) -> None:
         self.device = device
         self.specs = {spec.id: spec for spec in specs}
@@ -268,7 +282,7 @@ class EnginePool:
             slots = batch_slots_for(spec, batch_slots, batch_kv_bytes)
             self.workers[spec.id] = ModelWorker(
                 spec.id,
-                partial(load_on_device, spec, device, threads, factory, slots),
+                partial(load_on_device, spec, device, threads, factory, slots, prefix_cache),
                 max_queue=max_queue,
                 nice=nice,
                 concurrency=max(1, slots),

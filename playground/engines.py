@@ -38,6 +38,7 @@ def get_pool() -> EnginePool:
                 nice=settings.PLAYGROUND_ENGINE_NICE,
                 batch_slots=settings.PLAYGROUND_BATCH_SLOTS,
                 batch_kv_bytes=settings.PLAYGROUND_BATCH_KV_MB * 2**20,
+                prefix_cache=settings.PLAYGROUND_PREFIX_CACHE,
             )
         return _pool
 

@@ -243,6 +243,10 @@ PLAYGROUND_ENGINE_NICE = env_int("PLAYGROUND_ENGINE_NICE", 10)
 # 0 or 1: one request at a time.
 PLAYGROUND_BATCH_SLOTS = env_int("PLAYGROUND_BATCH_SLOTS", 8)
 PLAYGROUND_BATCH_KV_MB = env_int("PLAYGROUND_BATCH_KV_MB", 1024)
+# A batched model keeps each finished request's KV cells in its slot, and a request that starts the same way (the
+# next turn of a conversation, a shared system prompt) reads only the rest (inference/batching.py); a seeded
+# request reuses only what a cold run computes exactly alike. 0: every request reads its whole prompt.
+PLAYGROUND_PREFIX_CACHE = env_bool("PLAYGROUND_PREFIX_CACHE", True)
 PLAYGROUND_WARM_MODELS = env_bool("PLAYGROUND_WARM_MODELS", False)  # load every model at start-up
 # Which of the catalog's in-process models this process serves (comma-separated ids; unset: all, empty: none).
 # Remote models (engine = "openai" | "tgi": served by the upstreams their entries list) are always offered.

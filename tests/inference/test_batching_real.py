@@ -158,6 +158,37 @@ def test_a_seeded_request_is_decoded_in_batches_of_its_own(batched, monkeypatch)
     assert results["seeded"][0] == run_together(batched, {"s": (long_question, seeded)})["s"][0]
 
 
+def test_a_long_shared_prefix_is_reused_and_a_seeded_reply_stays_the_cold_ones(batched, monkeypatch):
+    from inference.batching import PROMPT_CHUNK
+
+    system = "You are a careful assistant. " + "Answer in one short, plain paragraph. " * 45
+    first = [ChatMessage("system", system), ChatMessage("user", "What is bread?")]
+    second = [ChatMessage("system", system), ChatMessage("user", "What is rain?")]
+    assert len(batched.chat_prompt_tokens(second)) > 2 * PROMPT_CHUNK
+    seeded = SamplingParams(temperature=0.8, seed=9, max_tokens=16)
+    monkeypatch.setattr(batched, "prefix_cache", False)
+    cold = run_together(batched, {"s": (second, seeded)})["s"][0]
+    monkeypatch.setattr(batched, "prefix_cache", True)
+    recording = _Recording(batched._llama_cpp)
+    monkeypatch.setattr(batched, "_llama_cpp", recording)
+
+    run_together(batched, {"f": (first, seeded)})  # leaves its cells in its slot
+    before = len(recording.batches)
+    warm = run_together(batched, {"s": (second, seeded)})["s"][0]
+    start = recording.batches[before][0][1]
+    assert start > 0 and start % PROMPT_CHUNK == 0  # whole aligned chunks were not read again
+    assert warm == cold  # and the seeded reply is the cold run's
+
+    # Unseeded, the next turn of a conversation reads only what follows the previous prompt and reply.
+    greedy = SamplingParams(temperature=0, max_tokens=12)
+    (text, _) = run_together(batched, {"t": (second, greedy)})["t"]
+    follow = [*second, ChatMessage("assistant", text), ChatMessage("user", "And snow?")]
+    before = len(recording.batches)
+    (reply, last) = run_together(batched, {"t": (follow, greedy)})["t"]
+    assert reply.strip() and last.usage.prompt_tokens == len(batched.chat_prompt_tokens(follow))
+    assert recording.batches[before][0][1] >= len(batched.chat_prompt_tokens(second))
+
+
 def test_greedy_replies_match_the_serialized_engine(batched, smollm2):
     question = ask("What is the capital of Italy?")
     params = SamplingParams(temperature=0, max_tokens=16)
