@@ -11,12 +11,19 @@ through each server's OpenAI-compatible /v1/chat/completions:
 At 1, 4 and 8 concurrent streams: aggregate tokens/s over the wall time and p50/p95 time to first
 token. Goals: batched at 8 streams >= 1.5x llama_cpp.server and >= 0.9x llama-server; batched single
 stream within 3 % of serialized.
+
+Then time to first token, one request at a time (p50 of --rounds), for what prompt-prefix reuse is for: a short
+chat (a new question each time), the second turn of a conversation (the first turn's question and reply resent),
+and a repeated long system prompt (about 600 tokens, a new question each time); ours batched with
+PLAYGROUND_PREFIX_CACHE on and off, and the peers (which keep their last prompt's cache). Goal: the short chat's
+p50 at most 1.2x llama-server's. `--prefix-only` runs just this part.
 """
 
 from __future__ import annotations
 
 import argparse
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -27,10 +34,12 @@ sys.path.insert(0, str(ROOT))
 
 from bench.peers import (  # noqa: E402
     GGUF,
+    MODEL,
     THREADS,
     Result,
     chat_body,
     concurrent,
+    prompt,
     sse_stream,
     start_peer,
     wait_ready,
@@ -61,11 +70,78 @@ def measure(name: str, port: int, headers: dict[str, str], n: int, count: object
     return rows
 
 
+SYSTEM = "You are the assistant of a small bakery. " + "Answer politely, briefly and only about bread. " * 55
+
+
+def ttft_cases(port: int, headers: dict[str, str], rounds: int) -> dict[str, float]:
+    """p50 time to first token of a short chat, a conversation's second turn and a repeated long system prompt."""
+
+    def ask(messages: list[dict[str, str]], max_tokens: int = 16) -> tuple[float, str]:
+        body = {"model": MODEL, "stream": True, "max_tokens": max_tokens, "temperature": 0, "messages": messages}
+        first, _, text = sse_stream(port, "/v1/chat/completions", body, headers)
+        return first, text
+
+    cases: dict[str, list[float]] = {"short chat": [], "second turn": [], "long system prompt": []}
+    ask([{"role": "user", "content": "Hello!"}])  # warm-up
+    for n in range(rounds):
+        cases["short chat"].append(ask([{"role": "user", "content": f"{prompt()} ({n})"}])[0])
+        question = {"role": "user", "content": f"Tell me a story about a lighthouse keeper number {n}."}
+        _, reply = ask([question], max_tokens=64)
+        follow = [question, {"role": "assistant", "content": reply}, {"role": "user", "content": "And then?"}]
+        cases["second turn"].append(ask(follow)[0])
+        system = {"role": "system", "content": SYSTEM}
+        cases["long system prompt"].append(ask([system, {"role": "user", "content": f"Is rye bread {n} good?"}])[0])
+    return {case: statistics.median(values) for case, values in cases.items()}
+
+
+def prefix_section(args: argparse.Namespace) -> None:
+    print(f"time to first token, one request at a time, p50 of {args.rounds} rounds (ms)")
+    print(f"  {'':28} {'short chat':>12} {'second turn':>12} {'long system':>12}")
+    rows: dict[str, dict[str, float]] = {}
+
+    def show(label: str, row: dict[str, float]) -> None:
+        rows[label] = row
+        print(f"  {label:28} " + " ".join(f"{v * 1000:12.0f}" for v in row.values()))
+
+    for label, cache in (("ours, prefix reuse on", "1"), ("ours, prefix reuse off", "0")):
+        workdir = Path(tempfile.mkdtemp(prefix="bench-prefix-"))
+        env = {"PLAYGROUND_WARM_MODELS": "1", "PLAYGROUND_REQUEST_TIMEOUT": "600", "PLAYGROUND_PREFIX_CACHE": cache}
+        with live_site(workdir, **env) as base:
+            token = live_api_token(workdir)
+            show(label, ttft_cases(int(base.rsplit(":", 1)[1]), {"Authorization": f"Bearer {token}"}, args.rounds))
+    workdir = Path(tempfile.mkdtemp(prefix="bench-prefix-"))
+    port = free_port()
+    peer = start_peer(port, workdir / "peer.log")
+    try:
+        show("llama_cpp.server", ttft_cases(port, {}, args.rounds))
+    finally:
+        peer.terminate()
+        peer.wait(30)
+    if args.llama_server:
+        port = free_port()
+        server = start_llama_server(args.llama_server, port, workdir / "llama-server.log")
+        try:
+            show("llama-server -np 8", ttft_cases(port, {}, args.rounds))
+        finally:
+            server.terminate()
+            server.wait(30)
+    on, off = rows["ours, prefix reuse on"], rows["ours, prefix reuse off"]
+    print("  reuse on / off: " + ", ".join(f"{case} {on[case] / off[case]:.2f}" for case in on))
+    peer_row = rows.get("llama-server -np 8") or rows["llama_cpp.server"]
+    peer_name = "llama-server" if "llama-server -np 8" in rows else "llama_cpp.server"
+    print("  ours (reuse on) / " + peer_name + ": " + ", ".join(f"{c} {on[c] / peer_row[c]:.2f}" for c in on))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--max-tokens", type=int, default=128)
     parser.add_argument("--llama-server", default=shutil.which("llama-server") or "")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--prefix-only", action="store_true")
     args = parser.parse_args()
+    if args.prefix_only:
+        prefix_section(args)
+        return
     from llama_cpp import Llama
 
     vocab = Llama(model_path=str(GGUF), vocab_only=True, verbose=False)
@@ -110,6 +186,7 @@ def main() -> None:
     if "llama-server -np 8" in results:
         ratio = batched[8][0] / results["llama-server -np 8"][8][0]
         print(f"batched/llama-server at 8 streams: {ratio:.2f} (goal >= 0.9)")
+    prefix_section(args)
 
 
 if __name__ == "__main__":
