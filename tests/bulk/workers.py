@@ -55,4 +55,8 @@ def kill_mid_job_then_resume(job: BulkJob, log: Path, *, after: int, **extra_env
         wait_for(lambda: BulkJob.objects.get(pk=job.pk).finished, 180, log)
     finally:
         second.send_signal(signal.SIGTERM)
-        second.wait(timeout=30)
+        try:
+            second.wait(timeout=30)
+        except subprocess.TimeoutExpired:  # still in a prompt: do not hide why the job did not finish
+            second.kill()
+            second.wait()
