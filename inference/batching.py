@@ -55,7 +55,6 @@ class _Sequence:
     logits_at: int = -1  # batch index of this sequence's logits in the current step
     completion: int = 0
     generated: list[int] = field(default_factory=list)  # the reply's tokens (those fed back are in the KV cache)
-    reused: int = 0  # prompt tokens found in the slot's kept cells (not read again)
     exact: int = 0  # prompt tokens whose KV cells are what a cold run computes (full aligned chunks)
     sampler: Sampler | None = None
     previous: list[int] = field(default_factory=list)
@@ -203,7 +202,6 @@ class BatchedTextEngine(LlamaTextEngine):
             self._llama_cpp.llama_memory_seq_rm(self._memory, slot, -1, -1)
         sequence.fed = reuse
         sequence.exact = min(reuse, kept[1]) if kept and reuse else 0
-        sequence.reused = reuse
         return slot
 
     def _step(self) -> None:
@@ -221,10 +219,10 @@ class BatchedTextEngine(LlamaTextEngine):
                 self._decode([sequence])
 
     def _decode(self, sequences: list[_Sequence]) -> None:
-        alone = len(sequences) == 1 and sequences[0].params.seed is not None
         """One llama_decode of these sequences: the next token of each generating one, then prompt chunks (at most
         PROMPT_CHUNK tokens in all, a sequence's chunks starting at multiples of it when it is decoded alone); then
         sample each that has logits."""
+        alone = len(sequences) == 1 and sequences[0].params.seed is not None
         batch = self._batch
         n = 0
 
