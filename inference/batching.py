@@ -40,6 +40,7 @@ from inference.types import EngineError, FinishReason, SamplingParams, TextChunk
 
 N_BATCH = 512  # tokens a decode step may hold
 PROMPT_CHUNK = 128  # prompt tokens read per step: a long new prompt delays the running streams little
+MIN_REUSE = 32  # a shorter common start (a chat template's opening) is read again: it costs a millisecond or two
 
 
 @dataclass(eq=False)
@@ -116,6 +117,8 @@ class BatchedTextEngine(LlamaTextEngine):
         # What each free slot's KV cells still hold, for the next request that starts the same way: its tokens,
         # and how many of them (full aligned prompt chunks) a cold run would compute exactly so.
         self._kept: dict[int, tuple[list[int], int]] = {}
+        self._kept_at: dict[int, int] = {}  # when each was kept (a counter): the oldest is given away first
+        self._kept_count = 0
 
     # --- requests -----------------------------------------------------------------------------
 
@@ -170,7 +173,7 @@ class BatchedTextEngine(LlamaTextEngine):
         """How many of the sequence's prompt tokens a slot's kept cells can give it, never the last (its logits
         are computed anew). A seeded request takes only full PROMPT_CHUNK chunks that were computed as a cold run
         computes them (read alone, aligned), so its numbers stay those of a cold run; others take the whole
-        common prefix, the reply's tokens included (as llama.cpp's server does), when it is a chunk or more."""
+        common prefix, the reply's tokens included (as llama.cpp's server does), from MIN_REUSE tokens."""
         tokens, exact = kept
         prompt = sequence.prompt
         limit = min(len(tokens), len(prompt) - 1)
@@ -179,12 +182,13 @@ class BatchedTextEngine(LlamaTextEngine):
             common += 1
         if sequence.params.seed is not None:
             return min(common, exact) // PROMPT_CHUNK * PROMPT_CHUNK
-        return common if common >= PROMPT_CHUNK else 0  # less saves a millisecond or two: read it cold
+        return common if common >= MIN_REUSE else 0  # less saves a millisecond or two: read it cold
 
     def _admit(self, sequence: _Sequence, free: list[int]) -> int:
-        """The free slot whose kept cells give the sequence the longest prefix (else the first free one), its
-        cells trimmed to that prefix: the sequence's prompt is read from there on."""
-        slot, reuse = free[0], 0
+        """The free slot whose kept cells give the sequence the longest prefix (else an empty one, else the one
+        kept longest ago), its cells trimmed to that prefix: the sequence's prompt is read from there on."""
+        slot = min(free, key=lambda f: self._kept_at.get(f, -1))
+        reuse = 0
         if self.prefix_cache:
             for candidate in free:
                 kept = self._kept.get(candidate)
@@ -192,6 +196,7 @@ class BatchedTextEngine(LlamaTextEngine):
                 if n > reuse:
                     slot, reuse = candidate, n
         kept = self._kept.pop(slot, None)
+        self._kept_at.pop(slot, None)
         if reuse and self._llama_cpp.llama_memory_seq_pos_min(self._memory, slot) == 0:
             # cells from `reuse` on go (a sliding-window cache may refuse: then all go)
             if not self._llama_cpp.llama_memory_seq_rm(self._memory, slot, reuse, -1):
@@ -303,8 +308,11 @@ class BatchedTextEngine(LlamaTextEngine):
                 if sequence.prefilled:
                     held = held + sequence.generated[: max(0, sequence.completion - 1)]
                 self._kept[sequence.slot] = (held, sequence.exact)
+                self._kept_count += 1
+                self._kept_at[sequence.slot] = self._kept_count
             else:
                 self._kept.pop(sequence.slot, None)
+                self._kept_at.pop(sequence.slot, None)
         if not self.prefix_cache or error is not None:
             self._llama_cpp.llama_memory_seq_rm(self._memory, sequence.slot, -1, -1)
         if sequence.sampler is not None:
