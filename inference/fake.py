@@ -230,14 +230,7 @@ class FakeSpeechToTextEngine:
     def transcribe_all(
         self, audio: Any, *, language: str | None = None, task: str = "transcribe"
     ) -> TranscriptionResult:
-        info, segments = self.transcribe(audio, language=language, task=task)
-        parts = list(segments)
-        return TranscriptionResult(
-            text=" ".join(p.text for p in parts),
-            language=info.language,
-            segments=parts,
-            usage=Usage(audio_seconds=info.duration),
-        )
+        return TranscriptionResult.collect(*self.transcribe(audio, language=language, task=task))
 
 
 class FakeTextToSpeechEngine:

@@ -880,14 +880,7 @@ class RemoteSpeechToTextEngine:
     def transcribe_all(
         self, audio: Any, *, language: str | None = None, task: str = "transcribe"
     ) -> TranscriptionResult:
-        info, segments = self.transcribe(audio, language=language, task=task)
-        listed = list(segments)
-        return TranscriptionResult(
-            text=" ".join(s.text for s in listed).strip(),
-            language=info.language,
-            segments=listed,
-            usage=Usage(audio_seconds=info.duration),
-        )
+        return TranscriptionResult.collect(*self.transcribe(audio, language=language, task=task))
 
 
 class RemoteTextToSpeechEngine:

@@ -258,14 +258,7 @@ class WhisperEngine:
     def transcribe_all(
         self, audio: Audio, *, language: str | None = None, task: str = "transcribe"
     ) -> TranscriptionResult:
-        info, segments = self.transcribe(audio, language=language, task=task)
-        parts = list(segments)
-        return TranscriptionResult(
-            text=" ".join(p.text for p in parts).strip(),
-            language=info.language,
-            segments=parts,
-            usage=Usage(audio_seconds=info.duration),
-        )
+        return TranscriptionResult.collect(*self.transcribe(audio, language=language, task=task))
 
 
 class PiperEngine:

@@ -6,7 +6,7 @@ account for it without asking the engine again.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -357,6 +357,17 @@ class TranscriptionResult:
     language: str
     segments: list[Segment] = field(default_factory=list)
     usage: Usage = field(default_factory=Usage)
+
+    @classmethod
+    def collect(cls, info: TranscriptionInfo, segments: Iterable[Segment]) -> TranscriptionResult:
+        """A transcription's segments gathered, with its text and usage (what every engine's transcribe_all gives)."""
+        parts = list(segments)
+        return cls(
+            text=" ".join(p.text for p in parts).strip(),
+            language=info.language,
+            segments=parts,
+            usage=Usage(audio_seconds=info.duration),
+        )
 
 
 SPEECH_SPEED = Range("speed", "number", 0.25, 4.0, "How fast the voice speaks; 1 is its natural pace.", step=0.05)

@@ -15,7 +15,12 @@ import wave
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
+
+from inference import EnginePool, ModelSpec
+from inference.catalog import UpstreamSpec
+from inference.device import DeviceDecision
 
 WORDS = ["Hello", " from", " the", " upstream", "."]
 
@@ -215,6 +220,34 @@ class FakeUpstream:
                 self._events(events())
 
         return Handler
+
+
+def remote_spec(model_id: str, task: str, *upstreams: FakeUpstream, cap: int = 4) -> ModelSpec:
+    """A catalog entry served by these upstreams (engine "openai"), with prices for a text task."""
+    return ModelSpec(
+        id=model_id,
+        name=model_id,
+        task=task,
+        engine="openai",
+        path=Path(),
+        n_ctx=4096,
+        upstreams=tuple(UpstreamSpec(url=u.url, model="up-model", max_concurrency=cap) for u in upstreams),
+        prices={"input_per_million_tokens": 1.0, "output_per_million_tokens": 2.0} if "text" in task else {},
+    )
+
+
+@contextmanager
+def installed_pool(*remote: ModelSpec) -> Iterator[EnginePool]:
+    """The site's pool: the fake engines and these remote models."""
+    from playground import engines
+    from tests.conftest import FAKE_SPECS
+
+    pool = EnginePool([*FAKE_SPECS, *remote], device=DeviceDecision("cpu", "tests"), threads=1)
+    engines.set_pool(pool)
+    try:
+        yield pool
+    finally:
+        engines.set_pool(None)
 
 
 @contextmanager

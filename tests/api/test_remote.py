@@ -12,29 +12,13 @@ from pathlib import Path
 import pytest
 from asgiref.sync import sync_to_async
 
-from inference import EnginePool, ModelSpec
-from inference.catalog import UpstreamSpec
-from inference.device import DeviceDecision
+from inference import EnginePool
 from playground import engines
-from tests.conftest import FAKE_SPECS
-from tests.upstream import WORDS, FakeUpstream, fake_upstream
+from tests.upstream import WORDS, FakeUpstream, fake_upstream, installed_pool, remote_spec
 from tests.usage.test_ledger import wait_for_records
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.metering]
 CHAT = {"model": "remote-chat", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 8}
-
-
-def remote_spec(model_id: str, task: str, *upstreams: FakeUpstream) -> ModelSpec:
-    return ModelSpec(
-        id=model_id,
-        name=model_id,
-        task=task,
-        engine="openai",
-        path=Path(),
-        n_ctx=4096,
-        upstreams=tuple(UpstreamSpec(url=u.url, model="up-model", max_concurrency=2) for u in upstreams),
-        prices={"input_per_million_tokens": 1.0, "output_per_million_tokens": 2.0} if "text" in task else {},
-    )
 
 
 @pytest.fixture
@@ -46,15 +30,9 @@ def upstreams() -> Iterator[tuple[FakeUpstream, FakeUpstream]]:
 @pytest.fixture
 def remote_pool(upstreams: tuple[FakeUpstream, FakeUpstream]) -> Iterator[EnginePool]:
     a, b = upstreams
-    specs = [
-        *FAKE_SPECS,
-        remote_spec("remote-chat", "text-to-text", a, b),
-        remote_spec("remote-embed", "embeddings", a),
-    ]
-    pool = EnginePool(specs, device=DeviceDecision("cpu", "tests"), threads=1)
-    engines.set_pool(pool)
-    yield pool
-    engines.set_pool(None)
+    remote = (remote_spec("remote-chat", "text-to-text", a, b, cap=2), remote_spec("remote-embed", "embeddings", a))
+    with installed_pool(*remote) as pool:
+        yield pool
 
 
 async def post(client, path: str, body: dict, auth: dict):  # noqa: ANN001, ANN201

@@ -5,20 +5,15 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from inference import EnginePool, ModelSpec
-from inference.catalog import UpstreamSpec
-from inference.device import DeviceDecision
-from playground import engines
+from inference import EnginePool
 from playground.bulk.models import BulkItem, BulkJob
 from playground.bulk.processing import job_process
 from playground.bulk.services import job_create
 from playground.usage.models import UsageRecord
-from tests.conftest import FAKE_SPECS
-from tests.upstream import WORDS, FakeUpstream, fake_upstream
+from tests.upstream import WORDS, FakeUpstream, fake_upstream, installed_pool, remote_spec
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.metering]
 
@@ -31,19 +26,8 @@ def upstream() -> Iterator[FakeUpstream]:
 
 @pytest.fixture
 def remote_pool(upstream: FakeUpstream) -> Iterator[EnginePool]:
-    spec = ModelSpec(
-        id="remote-chat",
-        name="Remote chat",
-        task="text-to-text",
-        engine="openai",
-        path=Path(),
-        n_ctx=4096,
-        upstreams=(UpstreamSpec(url=upstream.url, model="up-model"),),
-    )
-    pool = EnginePool([*FAKE_SPECS, spec], device=DeviceDecision("cpu", "tests"), threads=1)
-    engines.set_pool(pool)
-    yield pool
-    engines.set_pool(None)
+    with installed_pool(remote_spec("remote-chat", "text-to-text", upstream)) as pool:
+        yield pool
 
 
 def test_a_bulk_job_waits_out_an_upstream_outage(remote_pool, upstream, user, make_dataset):

@@ -4,17 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from inference import EnginePool, ModelSpec
-from inference.catalog import UpstreamSpec
-from inference.device import DeviceDecision
-from playground import engines
+from inference import EnginePool
 from tests.chat.test_consumers import connect, frames_until, generate
-from tests.conftest import FAKE_SPECS
-from tests.upstream import FakeUpstream, fake_upstream
+from tests.upstream import FakeUpstream, fake_upstream, installed_pool, remote_spec
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -28,19 +23,8 @@ def upstream() -> Iterator[FakeUpstream]:
 
 @pytest.fixture
 def remote_pool(upstream: FakeUpstream) -> Iterator[EnginePool]:
-    spec = ModelSpec(
-        id="remote-chat",
-        name="Remote chat",
-        task="text-to-text",
-        engine="openai",
-        path=Path(),
-        n_ctx=4096,
-        upstreams=(UpstreamSpec(url=upstream.url, model="up-model"),),
-    )
-    pool = EnginePool([*FAKE_SPECS, spec], device=DeviceDecision("cpu", "tests"), threads=1)
-    engines.set_pool(pool)
-    yield pool
-    engines.set_pool(None)
+    with installed_pool(remote_spec("remote-chat", "text-to-text", upstream)) as pool:
+        yield pool
 
 
 async def test_stop_in_the_playground_closes_the_upstream_connection(cookie, remote_pool, upstream):
