@@ -53,10 +53,16 @@ class Fleet:
         (row,) = [m for m in body["models"] if m["id"] == model]
         return row
 
-    def ledger(self, where: Path) -> list[sqlite3.Row]:
-        with sqlite3.connect(where / "db.sqlite3") as db:
-            db.row_factory = sqlite3.Row
-            return db.execute("SELECT * FROM usage_usagerecord ORDER BY id").fetchall()
+    def ledger(self, where: Path, *, at_least: int = 0) -> list[sqlite3.Row]:
+        """The usage rows there, once there are `at_least` (a stream's row is written just after its last event)."""
+        deadline = time.monotonic() + 15
+        while True:
+            with sqlite3.connect(where / "db.sqlite3") as db:
+                db.row_factory = sqlite3.Row
+                rows = db.execute("SELECT * FROM usage_usagerecord ORDER BY id").fetchall()
+            if len(rows) >= at_least or time.monotonic() > deadline:
+                return rows
+            time.sleep(0.1)
 
     def node_metric(self, name: str) -> float:
         request = urllib.request.Request(f"{self.node}/metrics", headers={"Authorization": f"Bearer {METRICS}"})
@@ -236,7 +242,7 @@ def test_the_openai_sdk_through_the_web_tier_to_remote_models(fleet: Fleet) -> N
     assert "fox" in heard.text.lower()
 
     # The web tier's ledger has each request once, with the usage its upstream reported (the node's own ledger).
-    web_rows = [r for r in fleet.ledger(fleet.web_dir) if r["model_id"] == "fleet-node-chat"]
+    web_rows = [r for r in fleet.ledger(fleet.web_dir, at_least=8) if r["model_id"] == "fleet-node-chat"]
     node_rows = [r for r in fleet.ledger(fleet.node_dir) if r["model_id"] == "smollm2-135m-instruct"][: len(web_rows)]
     assert len(web_rows) == 2
     assert [(r["prompt_tokens"], r["completion_tokens"]) for r in web_rows] == [
@@ -313,8 +319,9 @@ def test_requests_spread_and_survive_an_upstream_killed_mid_run(fleet: Fleet) ->
     assert upstreams[1]["state"] == "down" and upstreams[0]["state"] == "healthy"
 
     # The ledger: one row per request, with exact (not estimated) usage.
-    rows = fleet.ledger(fleet.web_dir)[before:]
-    assert len(rows) == 6 + 8 + 1
+    rows = fleet.ledger(fleet.web_dir, at_least=before + 6 + 8 + 1)[before:]
+    time.sleep(0.5)  # nothing more comes
+    assert len(fleet.ledger(fleet.web_dir)) == before + 6 + 8 + 1
     assert sum(r["outcome"] == "error" for r in rows) == len(broken)
     assert not any(r["estimated"] for r in rows)
 
