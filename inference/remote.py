@@ -715,8 +715,7 @@ class RemoteTextEngine:
                     failed = "stopped by the caller"
                     break
                 failed = self.router.fault(lease.upstream, exc)
-                if not reply.started:  # nothing reached the caller: another upstream may take it
-                    lease.close(failed=failed)
+                if not reply.started:  # nothing reached the caller: another upstream may take it (closed below)
                     continue
                 logger.warning(
                     "model %s: upstream %s broke off: %s", self.router.model_id, lease.upstream.spec.url, failed
