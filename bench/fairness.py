@@ -55,11 +55,12 @@ class Observer:
     def start(self) -> None:
         self.started = time.perf_counter()
 
-    def item(self, item: Any) -> None:
+    def item(self, item: Any) -> bool:
         if not self.first:
             self.first = time.perf_counter()
         if isinstance(item, TextChunk) and item.usage is not None:
             self.tokens = item.usage.completion_tokens
+        return False
 
     def done(self, *, cancelled: bool, error: BaseException | None) -> None:
         self.ended = time.perf_counter()

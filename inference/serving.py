@@ -81,7 +81,10 @@ class JobObserver(Protocol):
 
     def start(self) -> None: ...
 
-    def item(self, item: Any) -> None: ...
+    def item(self, item: Any) -> bool:
+        """Take one item; True when it is the reply's last (the observer is then told `done` before the
+        consumer gets it, so a client that has the whole reply finds it accounted for)."""
+        ...
 
     def done(self, *, cancelled: bool, error: BaseException | None) -> None: ...
 
@@ -491,6 +494,13 @@ class ModelWorker:
         )
         return loaded.engine
 
+    def _tell(self, job: Job[Any], error: BaseException | None) -> None:
+        if job.observer is not None:
+            try:
+                job.observer.done(cancelled=job.stop_event.is_set(), error=error)
+            except Exception:  # accounting must never take the worker down
+                logger.exception("job observer failed for model %s", self.model_id)
+
     def _run(self) -> None:
         if self.nice and sys.platform == "linux":
             # Lower this thread's CPU priority; the engine's compute threads are created from it and
@@ -508,7 +518,7 @@ class ModelWorker:
                 self._running.add(job)
                 self._running_by.count(job, +1)
             job.started_at = time.monotonic()
-            started = False
+            started = told = False
             error: BaseException | None = None
             try:
                 with self.lock if self.concurrency == 1 else contextlib.nullcontext():
@@ -518,17 +528,15 @@ class ModelWorker:
                     items = job.fn(engine, job.stop_event)  # a refusal (bad request) raises here
                     started = True
                     for item in items:
-                        if job.observer is not None:
-                            job.observer.item(item)
+                        if job.observer is not None and job.observer.item(item) and not told:
+                            self._tell(job, None)
+                            told = True
                         job._put(_ITEM, item)
             except Exception as exc:
                 error = exc
             # Tell the observer before the consumer hears the end: once a reply is over, its account is written.
-            if started and job.observer is not None:
-                try:
-                    job.observer.done(cancelled=job.stop_event.is_set(), error=error)
-                except Exception:  # accounting must never take the worker down
-                    logger.exception("job observer failed for model %s", self.model_id)
+            if started and not told:
+                self._tell(job, error)
             with self._cond:
                 self._running.discard(job)
                 self._running_by.count(job, -1)

@@ -72,31 +72,34 @@ class Metering:
     def start(self) -> None:
         self.engine_started = time.monotonic()
 
-    def item(self, item: object) -> None:
+    def item(self, item: object) -> bool:
         now = time.monotonic()
         if isinstance(item, TextChunk):
             if item.text and self.first_output is None:
                 self.first_output = now
-            if item.finish_reason is not None:
-                self.usage = item.usage or Usage()
-                self.finish_reason = item.finish_reason
-                self.finished = item.finish_reason != "cancelled"
-        elif isinstance(item, TranscriptionInfo):
+            if item.finish_reason is None:
+                return False
+            self.usage = item.usage or Usage()
+            self.finish_reason = item.finish_reason
+            self.finished = item.finish_reason != "cancelled"
+            return True
+        if isinstance(item, TranscriptionInfo):
             self.usage = Usage(audio_seconds=item.duration)
-        elif isinstance(item, Segment):
+            return False
+        if isinstance(item, Segment):
             self.first_output = self.first_output or now
-        elif isinstance(item, TranscriptionEnd):
+            return False
+        if isinstance(item, TranscriptionEnd):
             self.processing_seconds = item.processing_seconds
-            self.finished = True
         elif isinstance(item, EmbeddingResult):
             self.usage = item.usage
             self.embedding_inputs = len(item.vectors)
-            self.finished = True
         elif isinstance(item, SpeechResult):
             self.usage = item.usage
-            self.finished = True
         else:
             raise TypeError(f"the meter does not know {type(item).__name__}: add it to Metering.item")
+        self.finished = True
+        return True
 
     @property
     def ttft_seconds(self) -> float | None:

@@ -276,3 +276,39 @@ def test_fake_engine_grammar_reply_is_settable_exact_and_cut_by_max_tokens():
     cut = list(engine.chat([ChatMessage("user", "hi")], SamplingParams(max_tokens=2, grammar="root ::= object")))
     assert "".join(c.text for c in cut) == '{\n  "city":'
     assert (cut[-1].finish_reason, cut[-1].usage.completion_tokens) == ("length", 2)
+
+
+class Told:
+    """An observer that notes when it is told that the job is done."""
+
+    def __init__(self) -> None:
+        self.told = threading.Event()
+
+    def start(self) -> None:
+        pass
+
+    def item(self, item: Any) -> bool:
+        return item == "last"
+
+    def done(self, *, cancelled: bool, error: BaseException | None) -> None:
+        self.told.set()
+
+
+def test_the_observer_hears_a_replys_end_before_the_consumer_gets_its_last_item():
+    """So a client holding the whole reply (a non-streamed answer, a stream's last event) finds it accounted for."""
+    worker = make_worker(Gate())
+    told = Told()
+    consumer_has_the_end = threading.Event()
+
+    def fn(gate: Gate, stop: threading.Event) -> Iterator[str]:
+        yield "first"
+        yield "last"
+        consumer_has_the_end.wait(5)  # what an engine does after its last item is no longer the reply
+
+    items = []
+    for item in worker.submit(fn, told):
+        items.append(item)
+        if item == "last":
+            assert told.told.is_set()
+            consumer_has_the_end.set()
+    assert items == ["first", "last"]

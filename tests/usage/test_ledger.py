@@ -94,7 +94,8 @@ def test_timeout_is_recorded_as_a_timeout(fake_pool, user):
 def test_engine_error_after_starting_is_recorded_and_a_refusal_is_not(fake_pool, user):
     def breaks(engine: Any, stop: threading.Event) -> Iterator[Any]:
         def chunks() -> Iterator[Any]:
-            yield from engine.chat(HELLO, SamplingParams(max_tokens=1), stop)
+            # the reply's text, then a failure before its last chunk
+            yield from (c for c in engine.chat(HELLO, SamplingParams(max_tokens=3), stop) if not c.finish_reason)
             raise RuntimeError("GPU fell off the bus")
 
         return chunks()

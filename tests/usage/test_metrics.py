@@ -44,7 +44,8 @@ def mixed_run(pool: Any, user: Any) -> None:
 
         def breaks(engine: Any, stop: threading.Event) -> Iterator[Any]:
             def chunks() -> Iterator[Any]:
-                yield from engine.chat(hello, SamplingParams(max_tokens=1), stop)
+                # the reply's text, then a failure before its last chunk
+                yield from (c for c in engine.chat(hello, SamplingParams(max_tokens=3), stop) if not c.finish_reason)
                 raise RuntimeError("boom")
 
             return chunks()
