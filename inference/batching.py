@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import ctypes
+import dataclasses
 import queue
 import random
 import threading
@@ -58,13 +60,34 @@ class _Sequence:
     generated: list[int] = field(default_factory=list)  # the reply's tokens (those fed back are in the KV cache)
     exact: int = 0  # prompt tokens whose KV cells are what a cold run computes (full aligned chunks)
     sampler: Sampler | None = None
-    previous: list[int] = field(default_factory=list)
     decoder: Any = field(default_factory=lambda: codecs.getincrementaldecoder("utf-8")(errors="replace"))
     scanner: StopScanner | None = None
 
     @property
     def prefilled(self) -> bool:
         return self.fed >= len(self.prompt)
+
+
+def _gathered(out: queue.SimpleQueue[TextChunk | BaseException]) -> tuple[TextChunk | None, BaseException | None]:
+    """The next piece of a sequence's reply with whatever else is already there, as one chunk: a reader that fell
+    behind catches up in one hand-off (through the worker's queue to the event loop), not one per token. An error
+    comes after the text before it."""
+    chunks: list[TextChunk] = []
+    item = out.get()
+    while True:
+        if isinstance(item, BaseException):
+            break
+        chunks.append(item)
+        if item.finish_reason is not None:
+            break
+        try:
+            item = out.get_nowait()
+        except queue.Empty:
+            break
+    error = item if isinstance(item, BaseException) else None
+    if len(chunks) > 1:
+        return dataclasses.replace(chunks[-1], text="".join(c.text for c in chunks)), error
+    return (chunks[0] if chunks else None), error
 
 
 class BatchedTextEngine(LlamaTextEngine):
@@ -88,6 +111,7 @@ class BatchedTextEngine(LlamaTextEngine):
         prefix_cache: bool = True,
     ) -> None:
         import llama_cpp
+        import numpy
 
         # The Llama object gives weights, vocabulary, chat template and tokenizer; its own context is
         # left small and unused.
@@ -104,6 +128,9 @@ class BatchedTextEngine(LlamaTextEngine):
             llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED if flash_attn else llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
         )
         self._llama_cpp = llama_cpp
+        self._np = numpy
+        self._logits_view: tuple[int | None, Any] | None = None
+        self._n_vocab = self.llm.n_vocab()
         self._ctx = llama_cpp.llama_init_from_model(self.llm._model.model, params)
         if not self._ctx:
             raise EngineError(f"could not create a batched context for {path.name} ({slots} x {n_ctx} tokens)")
@@ -138,14 +165,15 @@ class BatchedTextEngine(LlamaTextEngine):
         ended = False
         try:
             while True:
-                item = sequence.out.get()
-                if isinstance(item, BaseException):
+                chunk, error = _gathered(sequence.out)
+                if chunk is not None:
+                    ended = chunk.finish_reason is not None
+                    yield chunk
+                    if ended:
+                        return
+                if error is not None:
                     ended = True
-                    raise item
-                ended = item.finish_reason is not None
-                yield item
-                if ended:
-                    return
+                    raise error
         finally:
             if not ended:
                 stop_event.set()  # a consumer that leaves early frees the slot at the next step
@@ -263,12 +291,37 @@ class BatchedTextEngine(LlamaTextEngine):
         code = self._llama_cpp.llama_decode(self._ctx, batch)
         if code != 0:
             raise EngineError(f"llama_decode returned {code}")
-        for sequence in sequences:
-            if sequence.logits_at >= 0 and sequence.slot in self._active:
-                assert sequence.sampler is not None
-                # Its own chain (and grammar state): as llama-cpp-python's generate, the penalties see only the
-                # reply's tokens, accepted into the chain as they are picked.
-                self._take(sequence, sequence.sampler.sample(self._ctx, sequence.logits_at))
+        picking = sorted((s for s in sequences if s.logits_at >= 0), key=lambda s: s.logits_at)
+        for sequence, token in zip(picking, self._picks(picking), strict=True):
+            self._take(sequence, token)
+
+    def _picks(self, picking: list[_Sequence]) -> list[int]:
+        """The next token of each sequence, in the order of their logits in the last decode. Greedy ones (whose
+        chain would only take the highest logit) straight from the rows of logits; the others through their own
+        chain (and grammar state): as llama-cpp-python's generate, the penalties see only the reply's tokens,
+        accepted into the chain as they are picked."""
+        rows = None
+        picks = []
+        for row, sequence in enumerate(picking):
+            sampler = sequence.sampler
+            assert sampler is not None
+            if not sampler.argmax:
+                picks.append(sampler.sample(self._ctx, sequence.logits_at))
+                continue
+            if rows is None:
+                rows = self._logits(len(picking))
+            picks.append(int(rows[row].argmax()))
+        return picks
+
+    def _logits(self, n: int) -> Any:
+        """The last decode's logits (of the batch's flagged tokens, in batch order) as an (n, n_vocab) array: a
+        view of llama.cpp's buffer, made again only when the buffer moves or holds more rows."""
+        address = ctypes.cast(self._llama_cpp.llama_get_logits(self._ctx), ctypes.c_void_p).value
+        view = self._logits_view
+        if view is None or view[0] != address or view[1].shape[0] < n:
+            floats = (ctypes.c_float * (n * self._n_vocab)).from_address(address)
+            view = self._logits_view = (address, self._np.frombuffer(floats, self._np.float32).reshape(n, -1))
+        return view[1]
 
     def _take(self, sequence: _Sequence, token: int) -> None:
         """One sampled token: end, or emit its text (held back while it may start a stop sequence)."""
@@ -278,10 +331,8 @@ class BatchedTextEngine(LlamaTextEngine):
         sequence.completion += 1
         sequence.last = token
         sequence.generated.append(token)
-        piece = self.llm.detokenize([token], prev_tokens=sequence.previous or None)
-        sequence.previous = [token]
         assert sequence.scanner is not None
-        text, stop_sequence = sequence.scanner.feed(sequence.decoder.decode(piece))
+        text, stop_sequence = sequence.scanner.feed(sequence.decoder.decode(self.piece(token)))
         if text:
             sequence.out.put(TextChunk(text))
         if stop_sequence is not None:

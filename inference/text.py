@@ -101,6 +101,10 @@ class Sampler:
             lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_temp(p.temperature))
             lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_dist(seed))
         self.chain = chain
+        # The chain only takes the highest logit (the first of equals, as numpy's argmax): the batching engine picks
+        # such requests' tokens itself, from its rows of logits, without the chain's copy of the vocabulary.
+        self.argmax = p.temperature <= 0 and p.repetition_penalty == 1 and not p.frequency_penalty
+        self.argmax = self.argmax and not p.presence_penalty
 
     def sample(self, ctx: Any, index: int) -> int:
         """Pick the token for the logits at `index` of the last decode, and accept it into the chain."""
@@ -142,6 +146,7 @@ class ConstrainedSampler(Sampler):
         if not self.grammar:
             raise InvalidRequestError("the grammar could not be loaded", param="grammar")
         super().__init__(lib, n_vocab, params, seed)
+        self.argmax = False  # the grammar decides
         self.lazy = lazy
         self._vocab = vocab
         self._n_vocab = n_vocab
@@ -364,6 +369,7 @@ class LlamaTextEngine:
 
         self._vocab = self.llm._model.vocab
         self._is_eog = llama_cpp.llama_vocab_is_eog
+        self._pieces: dict[int, bytes] = {}
         self._formatter = None
         template = self.llm.metadata.get("tokenizer.chat_template")
         if template:
@@ -377,6 +383,13 @@ class LlamaTextEngine:
                 eos_token=token_text(self.llm.token_eos()),
                 bos_token=token_text(self.llm.token_bos()),
             )
+
+    def piece(self, token: int) -> bytes:
+        """The bytes of one generated token: a token's piece never changes, so each is made once."""
+        piece = self._pieces.get(token)
+        if piece is None:
+            piece = self._pieces[token] = self.llm.detokenize([token])
+        return piece
 
     @property
     def has_chat_template(self) -> bool:
@@ -522,15 +535,12 @@ class LlamaTextEngine:
                 presence_penalty=params.presence_penalty,
                 stopping_criteria=stop_requested,
             )
-        previous: list[int] = []
         for token in tokens:
             if self._is_eog(self._vocab, token):
                 finish = "stop"
                 break
             completion += 1
-            piece = llm.detokenize([token], prev_tokens=previous or None)
-            previous = [token]
-            text, stop_sequence = scanner.feed(decoder.decode(piece))
+            text, stop_sequence = scanner.feed(decoder.decode(self.piece(token)))
             if text:
                 yield TextChunk(text)
             if stop_sequence is not None:
