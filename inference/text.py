@@ -41,27 +41,30 @@ WINDOW = 4096  # a pick the grammar refused is made again among this many most l
 WINDOW_TAIL = 0.01  # ...when the tokens outside it hold at most this share of the mass the grammar allows in it
 
 _silenced = False
+_silencing = threading.Lock()
 _log_capture = threading.local()  # .lines: a list while captured_llama_log() is active on this thread
 
 
 def _silence_llama_logs() -> None:
-    """llama.cpp logs to stderr even with verbose=False; keep the terminal for our logs."""
+    """llama.cpp logs to stderr even with verbose=False; keep the terminal for our logs. Once, under a lock: two
+    threads' callbacks would free the one llama.cpp was given."""
     global _silenced
-    if _silenced:
-        return
-    import ctypes
+    with _silencing:
+        if _silenced:
+            return
+        import ctypes
 
-    import llama_cpp
+        import llama_cpp
 
-    @llama_cpp.llama_log_callback
-    def _quiet(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
-        lines = getattr(_log_capture, "lines", None)
-        if lines is not None and len(lines) < 100:
-            lines.append(text.decode(errors="replace"))
+        @llama_cpp.llama_log_callback
+        def _quiet(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
+            lines = getattr(_log_capture, "lines", None)
+            if lines is not None and len(lines) < 100:
+                lines.append(text.decode(errors="replace"))
 
-    llama_cpp.llama_log_set(_quiet, ctypes.c_void_p(0))
-    _silence_llama_logs.callback = _quiet  # type: ignore[attr-defined]  # keep a reference alive
-    _silenced = True
+        llama_cpp.llama_log_set(_quiet, ctypes.c_void_p(0))
+        _silence_llama_logs.callback = _quiet  # type: ignore[attr-defined]  # keep a reference alive
+        _silenced = True
 
 
 @contextlib.contextmanager
@@ -286,21 +289,28 @@ def _ecmascript_literal(text: str) -> str:
     return "".join("\\" + c if c in "\\^$.|?*+()[]{}/" else c for c in text)
 
 
+# One load at a time: llama-cpp-python silences a load by pointing the process's stdout and stderr (fds 1 and 2) at
+# /dev/null and back, so two loads on two threads (the site warms its models at once) could leave them there, and
+# the server's log with them.
+_loading = threading.Lock()
+
+
 def _load_llama(path: Path, *, n_ctx: int, threads: int, gpu: bool, **kwargs: Any) -> Any:
     if not path.is_file():
         raise ModelLoadError(f"weights not found: {path}")
     import llama_cpp
 
     _silence_llama_logs()
-    return llama_cpp.Llama(
-        model_path=str(path),
-        n_ctx=n_ctx,
-        n_threads=threads,
-        n_threads_batch=threads,
-        n_gpu_layers=-1 if gpu else 0,
-        verbose=False,
-        **kwargs,
-    )
+    with _loading:
+        return llama_cpp.Llama(
+            model_path=str(path),
+            n_ctx=n_ctx,
+            n_threads=threads,
+            n_threads_batch=threads,
+            n_gpu_layers=-1 if gpu else 0,
+            verbose=False,
+            **kwargs,
+        )
 
 
 class StopScanner:

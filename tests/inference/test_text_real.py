@@ -206,3 +206,31 @@ def test_continue_final_goes_on_with_the_last_reply_instead_of_starting_a_new_tu
     continued = smollm2.llm.tokenize(b"Once upon a time, a", add_bos=False, special=False)
     assert chunks[-1].usage.prompt_tokens == len(opened) + len(continued)
     assert text.strip() and not text.lstrip().startswith("Once upon a time")  # what comes next, not a new reply
+
+
+def test_models_loaded_at_once_leave_the_processs_stdout_and_stderr_where_they_were():
+    """The site warms its models at once; llama-cpp-python silences each load by pointing fds 1 and 2 at /dev/null
+    and back, so overlapping loads could leave them there, and the server's log with them."""
+    import os
+
+    from inference.text import LlamaTextEngine
+    from tests.inference.conftest import catalog_spec
+
+    def where(fd: int) -> tuple[int, int]:
+        status = os.fstat(fd)
+        return status.st_dev, status.st_ino
+
+    before = where(1), where(2)
+    paths = [catalog_spec(m).path for m in ("smollm2-135m-instruct", "gemma-3-270m")] * 3
+    start = threading.Barrier(len(paths))
+
+    def load(path: object) -> None:
+        start.wait()
+        LlamaTextEngine(path=path, n_ctx=64, threads=1)  # type: ignore[arg-type]
+
+    threads = [threading.Thread(target=load, args=(path,)) for path in paths]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert (where(1), where(2)) == before
