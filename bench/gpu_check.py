@@ -277,6 +277,19 @@ def measure(args: argparse.Namespace) -> None:
         lines = [line for line in run.stdout.splitlines() if line.startswith("{")]
         results[config] = json.loads(lines[-1]) if run.returncode == 0 and lines else {"failed": _tail(run)}
         print(f"  {config:12} {_show(results[config], results.get('raw', {}).get('tok_s'))}", flush=True)
+    # Issue 19's checks: where a scheduler step's time goes (8 and 16 streams), and whether replies depend on what
+    # else decodes.
+    device = ["--gpu"] if args.device != "cpu" else ["--threads", str(args.threads)]
+    scheduler = ["--device", args.device, "--threads", str(args.threads), "--streams", "1,8,16", "--slots", "16"]
+    scripts = {
+        "scheduler.py": [*scheduler, "--kv-mb", "4096", "--max-tokens", str(args.tokens)],
+        "reproducibility.py": device,
+    }
+    for script, extra in scripts.items():
+        command = [sys.executable, str(ROOT / "bench" / script), *extra]
+        run = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600, cwd=ROOT)
+        shown = [line for line in run.stdout.splitlines() if not line.startswith(("llama", "load", "print_info"))]
+        print(f"\n{script}:", *(shown or [_tail(run)]), sep="\n  ", flush=True)
 
 
 def _tail(run: subprocess.CompletedProcess[str]) -> str:

@@ -1,6 +1,6 @@
 """Does a reply depend on what else is decoding? The batched engine, SmolLM2, one run.
 
-    .venv/bin/python bench/reproducibility.py [--threads N] [--targets 4] [--max-tokens 32]
+    .venv/bin/python bench/reproducibility.py [--threads N] [--targets 4] [--max-tokens 32] [--gpu]
 
 For 0, 3 and 7 other requests beside it (unseeded, sampled, different prompts), each target request is decoded
 together with them and compared with the same request decoded alone, for two kinds of target: seeded (temperature
@@ -65,13 +65,15 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--targets", type=int, default=4)
     parser.add_argument("--max-tokens", type=int, default=32)
+    parser.add_argument("--gpu", action="store_true", help="offload every layer (a CUDA build of llama-cpp-python)")
     args = parser.parse_args()
-    engine = BatchedTextEngine(path=GGUF, n_ctx=1024, threads=args.threads, slots=8)
+    engine = BatchedTextEngine(path=GGUF, n_ctx=1024, threads=args.threads, slots=8, gpu=args.gpu)
     kinds = {
         "seeded (temperature 0.8, seed 7)": SamplingParams(temperature=0.8, seed=7, max_tokens=args.max_tokens),
         "greedy, no seed (temperature 0)": SamplingParams(temperature=0.0, max_tokens=args.max_tokens),
     }
-    print(f"SmolLM2-135M, batched engine, 8 slots, {args.threads} threads, {args.max_tokens} tokens per reply")
+    where = "GPU" if args.gpu else f"{args.threads} threads"
+    print(f"SmolLM2-135M, batched engine, 8 slots, {where}, {args.max_tokens} tokens per reply")
     for kind, params in kinds.items():
         solo = {t: together(engine, t, params, 0, args.max_tokens) for t in TARGETS[: args.targets]}
         for others in (0, 3, 7):

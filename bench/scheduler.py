@@ -1,9 +1,12 @@
 """Where a decode step of the batching engine spends its time, at 1, 4 and 8 concurrent streams (one run).
 
     .venv/bin/python bench/scheduler.py [--streams 1,4,8] [--max-tokens 128] [--threads 2] [--rounds 3]
+                                        [--device cpu|cuda] [--slots 8] [--kv-mb 1024]
 
-SmolLM2-135M-Instruct in-process through the pool, as the site runs it (BatchedTextEngine, 8 slots; each stream a
-job on the model's worker, read on one asyncio loop as the API reads it), greedy, a unique prompt per stream.
+SmolLM2-135M-Instruct in-process through the pool, as the site runs it (BatchedTextEngine with the site's
+PLAYGROUND_BATCH_SLOTS and PLAYGROUND_BATCH_KV_MB: 8 and 1,024 MiB give SmolLM2's 8,192-token context 5 slots; each
+stream a job on the model's worker, read on one asyncio loop as the API reads it), greedy, a unique prompt per
+stream.
 Each scheduler step is timed in parts: `llama_decode`, picking each sequence's token (sampling), taking
 the token (detokenizing, stop-sequence scan, the hand-off to the request), and the rest (building the batch,
 bookkeeping): the Python the scheduler adds around the two llama.cpp calls. The baseline, measured in the same run,
@@ -115,15 +118,20 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--slots", type=int, default=8)
+    parser.add_argument("--kv-mb", type=int, default=1024)
     args = parser.parse_args()
 
     specs = {s.id: s for s in load_catalog([REPO / "playground" / "models.toml"], models_dir=REPO / "var" / "models")}
     device = decide_device(args.device)
-    pool = EnginePool([specs[MODEL]], device=device, threads=args.threads, batch_slots=8)
+    pool = EnginePool(
+        [specs[MODEL]], device=device, threads=args.threads, batch_slots=args.slots, batch_kv_bytes=args.kv_mb * 2**20
+    )
     pool.warm([MODEL])[0].result()
+    slots = pool.workers[MODEL].concurrency
     timers = Timers()
     instrument(pool.workers[MODEL].engine, timers)
-    print(f"{MODEL}, device={device.device}, threads={args.threads}, max_tokens={args.max_tokens}, 8 slots")
+    print(f"{MODEL}, device={device.device}, threads={args.threads}, max_tokens={args.max_tokens}, {slots} slots")
     head = ("streams", "tok/s", "TTFT ms", "steps", "step µs", "decode", "pick", "take", "rest", "ours/bare")
     print("{:>7} {:>7} {:>8} {:>6} {:>8} {:>7} {:>7} {:>7} {:>7} {:>9}".format(*head))
     salt = 0

@@ -3,11 +3,12 @@
 One scheduler thread owns a context with `slots` sequences. Between decode steps it admits waiting
 requests; each step puts into one batch the next token of every generating sequence plus a chunk of
 the prompt of sequences still being read (so a long prompt does not stall the others for long), runs
-one `llama_decode`, and samples every sequence that has logits with its own sampler chain (its own
-temperature, top_k, top_p, min_p, penalties and seed, in llama-cpp-python's order; a request with a grammar
-also its own grammar state: inference/text.py's ConstrainedSampler). Each request reads
-its pieces from its own queue. A request's stop flag ends its sequence at the next step and frees its
-slot; usage is counted per request, exactly as the serialized engine counts it.
+one `llama_decode`, and picks the next token of every sequence that has logits: a greedy one's straight from
+the logits (the highest), the others' with their own sampler chain (their own temperature, top_k, top_p, min_p,
+penalties and seed, in llama-cpp-python's order; a request with a grammar also its own grammar state:
+inference/text.py's ConstrainedSampler). Each request reads its pieces from its own queue, what has piled up at
+once. A request's stop flag ends its sequence at the next step and frees its slot; usage is counted per request,
+exactly as the serialized engine counts it. `bench/scheduler.py` shows where a step's time goes.
 
 A request with a seed is decoded batch-invariantly: in a `llama_decode` of its own each step (its prompt in
 chunks of PROMPT_CHUNK from its start), in KV cells of its own, so the kernels see the same shapes, and sum in
