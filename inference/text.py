@@ -106,8 +106,8 @@ class Sampler:
         self.chain = chain
         # The chain only takes the highest logit (the first of equals, as numpy's argmax): the batching engine picks
         # such requests' tokens itself, from its rows of logits, without the chain's copy of the vocabulary.
-        self.argmax = p.temperature <= 0 and p.repetition_penalty == 1 and not p.frequency_penalty
-        self.argmax = self.argmax and not p.presence_penalty
+        neutral = p.repetition_penalty == 1 and not p.frequency_penalty and not p.presence_penalty
+        self.argmax = p.temperature <= 0 and neutral
 
     def sample(self, ctx: Any, index: int) -> int:
         """Pick the token for the logits at `index` of the last decode, and accept it into the chain."""
