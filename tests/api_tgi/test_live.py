@@ -159,7 +159,10 @@ def test_text_generation_client_stop_sequence_finishes_with_stop_sequence(site):
 
     client = _tgi_client(site)
     free = _stream(client)[1].generated_text
-    stop = free.split()[0]  # greedy decoding writes the same text again, so it reaches this word
+    # Greedy decoding writes the same text again, so it reaches this word: the first one that starts after the first
+    # word (one matched in the first token would end the stream at its first event).
+    first = free.split()[0]
+    stop = next(word for word in free.split()[1:] if free.index(word) > free.index(first) + len(first))
     responses, last = _stream(client, stop_sequences=[stop])
     assert last.details.finish_reason == FinishReason.StopSequence
     assert last.generated_text == free[: free.index(stop) + len(stop)]  # TGI keeps the stop sequence
