@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from inference.lanes import runner
 from inference.text import LlamaTextEngine, Sampler, StopScanner
 from inference.types import EngineError, FinishReason, SamplingParams, TextChunk, Usage
 
@@ -129,6 +130,7 @@ class BatchedTextEngine(LlamaTextEngine):
             llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED if flash_attn else llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
         )
         self._llama_cpp = llama_cpp
+        self._compute = runner(gpu)  # on the CPU, on the process's lanes (inference/lanes.py)
         self._np = numpy
         self._logits_view: tuple[int | None, Any] | None = None
         self._n_vocab = self.llm.n_vocab()
@@ -289,7 +291,7 @@ class BatchedTextEngine(LlamaTextEngine):
                 sequence.exact += take
             sequence.fed += take
         batch.n_tokens = n
-        code = self._llama_cpp.llama_decode(self._ctx, batch)
+        code = self._compute(self._llama_cpp.llama_decode, self._ctx, batch)
         if code != 0:
             raise EngineError(f"llama_decode returned {code}")
         picking = sorted((s for s in sequences if s.logits_at >= 0), key=lambda s: s.logits_at)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from inference.catalog import ModelSpec
 from inference.device import PROBES, DeviceDecision
+from inference.lanes import LANES
 from inference.probe import warm_up
 from inference.protocols import Engine
 from inference.serving import Job, JobObserver, LoadedEngine, ModelWorker, Owner
@@ -266,6 +267,8 @@ class EnginePool:
     ) -> None:
         self.device = device
         self.specs = {spec.id: spec for spec in specs}
+        if sum(spec.engine == "llama" for spec in self.specs.values()) > 1:
+            LANES.share()  # their CPU decodes share a few threads, or libgomp would slow them all (inference/lanes.py)
         self.workers = {}
         self.routers: dict[str, Router] = {}  # remote models' (their health checks start with the first load)
         for spec in self.specs.values():

@@ -17,9 +17,11 @@ import math
 import random
 import threading
 from collections.abc import Callable, Generator, Iterator, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+from inference.lanes import LANES
 from inference.tools import template_messages, template_tools
 from inference.types import (
     ChatMessage,
@@ -302,7 +304,7 @@ def _load_llama(path: Path, *, n_ctx: int, threads: int, gpu: bool, **kwargs: An
 
     _silence_llama_logs()
     with _loading:
-        return llama_cpp.Llama(
+        llm = llama_cpp.Llama(
             model_path=str(path),
             n_ctx=n_ctx,
             n_threads=threads,
@@ -311,6 +313,11 @@ def _load_llama(path: Path, *, n_ctx: int, threads: int, gpu: bool, **kwargs: An
             verbose=False,
             **kwargs,
         )
+    if not gpu:  # its decodes on the process's lanes (inference/lanes.py), wherever it is asked from
+        ctx = llm._ctx
+        ctx.decode = partial(LANES.run, ctx.decode)  # type: ignore[method-assign]  # this one object's
+        ctx.encode = partial(LANES.run, ctx.encode)  # type: ignore[method-assign]
+    return llm
 
 
 class StopScanner:

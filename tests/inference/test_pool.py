@@ -82,3 +82,16 @@ def test_the_fingerprint_changes_with_the_weights_the_device_and_the_upstreams(t
         upstreams=(UpstreamSpec("http://b/v1", "x"),),
     )
     assert pool(moved).fingerprint("r") != first.fingerprint("r")
+
+
+def test_a_pool_of_two_llama_models_or_more_decodes_them_on_the_shared_lanes(monkeypatch):
+    from dataclasses import replace
+
+    from inference.lanes import LANES
+
+    monkeypatch.setattr(LANES, "shared", False)
+    cpu = DeviceDecision("cpu", "test")
+    EnginePool([spec(), spec(engine="whisper", task="speech-to-text")], device=cpu, threads=1)
+    assert not LANES.shared  # one llama.cpp model: it decodes on its own worker thread
+    EnginePool([spec(), replace(spec(task="embeddings"), id="e")], device=cpu, threads=1)
+    assert LANES.shared
