@@ -54,8 +54,11 @@ def _markdown_image(text: str) -> str | None:
     for link in LINK_OPEN.finditer(text):
         at = link.start()
         opened = text.rfind("![", max(0, at - MAX_ALT - 2), at)
-        if opened < 0 or "]" in text[opened + 2 : at] or "\n" in text[opened + 2 : at]:
-            continue  # no opener, or a "]" or a new line ends its alt text first
+        if opened < 0:
+            continue
+        alt = text[opened + 2 : at]
+        if "]" in alt or "\n" in alt:
+            continue  # a "]" or a new line ends the alt text first
         start = link.end()
         if url_end < start:
             found = URL_END.search(text, start)

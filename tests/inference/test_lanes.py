@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 import llama_cpp
 import pytest
@@ -19,9 +20,9 @@ def thread_name() -> str:
     return threading.current_thread().name
 
 
-def wait_for(condition: object, seconds: float = 10.0) -> None:
+def wait_for(condition: Callable[[], bool], seconds: float = 10.0) -> None:
     deadline = time.monotonic() + seconds
-    while not condition():  # type: ignore[operator]
+    while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.01)
 
