@@ -37,6 +37,7 @@ defaults = { temperature = 1.0, top_p = 0.95, max_tokens = 64 }
 """
 MODELS = ["smollm2-135m-instruct", "smollm2-greedy", "smollm2-creative"]
 LONG = 60_000  # ms: the first request on a model loads it
+COUNT = "Count from 1 to 100, separated by commas."
 
 
 @pytest.fixture(scope="module")
@@ -87,17 +88,19 @@ def test_three_panes_with_different_models_stream_at_once_and_one_continues_as_a
     page.click("#compare-add")
     expect(page.locator("[data-pane]:visible")).to_have_count(3)
     expect(page.locator("#compare")).to_have_attribute("data-connected", "true")
-    set_pane(page, 0, MODELS[0], temperature="0", max_tokens="48")
-    set_pane(page, 1, MODELS[1], max_tokens="48")
-    set_pane(page, 2, MODELS[2], max_tokens="48", seed="11")
+    set_pane(page, 0, MODELS[0], temperature="0", max_tokens="120")
+    set_pane(page, 1, MODELS[1], max_tokens="120")
+    set_pane(page, 2, MODELS[2], max_tokens="120", seed="11")
     expect(page.locator("#pane-0 [data-params-summary]")).to_contain_text("temperature 0")
     page.fill("#compare-system", "You are a helpful assistant.")
 
     send(page, "Say hello.")  # loads the three models (at once, each on its own worker)
     wait_all_done(page, 3)
 
+    # A reply long enough (120 tokens) that the fastest pane is still streaming when the slowest has started, on a
+    # slow 2-core host too: 48 tokens took a pane 0.29 s there, while its neighbours were still reading the prompt.
     frames.clear()
-    send(page, "Count from 1 to 40, separated by commas.")
+    send(page, COUNT)
     expect(page.locator("#compare-stop")).to_be_visible()
     wait_all_done(page, 3)
 
@@ -115,7 +118,7 @@ def test_three_panes_with_different_models_stream_at_once_and_one_continues_as_a
         expect(page.locator(f"#pane-{index} [data-body]")).not_to_be_empty()
         expect(page.locator(f"#pane-{index} [data-use]")).to_be_enabled()
         page.click(f"#pane-{index} .compare-params summary")  # fold the parameters: their summary line stays
-    expect(page.locator("#pane-2 [data-params-summary]")).to_have_text("max tokens 48 · seed 11")
+    expect(page.locator("#pane-2 [data-params-summary]")).to_have_text("max tokens 120 · seed 11")
     screenshot(page, "compare")
 
     # Use the second pane: its exchange opens as a saved conversation in the chat Playground.
@@ -124,7 +127,7 @@ def test_three_panes_with_different_models_stream_at_once_and_one_continues_as_a
     page.wait_for_url(f"**/models/{MODELS[1]}/?tab=playground&conversation=*")
     expect(page.locator("#chat-model")).to_have_value(MODELS[1])
     expect(page.locator("#chat-system")).to_have_value("You are a helpful assistant.")
-    expect(page.locator(".msg-user .msg-body")).to_have_text("Count from 1 to 40, separated by commas.")
+    expect(page.locator(".msg-user .msg-body")).to_have_text(COUNT)
     assistant = page.locator(".msg-assistant .msg-body")
     expect(assistant).to_have_count(1)
     assert assistant.inner_text() == shown  # the same reply, through the same Markdown renderer
