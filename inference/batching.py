@@ -1,14 +1,14 @@
 """Continuous batching: several requests share one llama.cpp context and decode together.
 
-One scheduler thread owns a context with `slots` sequences. Between decode steps it admits waiting
-requests; each step puts into one batch the next token of every generating sequence plus a chunk of
-the prompt of sequences still being read (so a long prompt does not stall the others for long), runs
-one `llama_decode`, and picks the next token of every sequence that has logits: a greedy one's straight from
-the logits (the highest), the others' with their own sampler chain (their own temperature, top_k, top_p, min_p,
-penalties and seed, in llama-cpp-python's order; a request with a grammar also its own grammar state:
-inference/text.py's ConstrainedSampler). Each request reads its pieces from its own queue, what has piled up at
-once. A request's stop flag ends its sequence at the next step and frees its slot; usage is counted per request,
-exactly as the serialized engine counts it. `bench/scheduler.py` shows where a step's time goes.
+One scheduler thread owns a context with `slots` sequences. Between decode steps it admits waiting requests; each
+step puts into one batch the next token of every generating sequence plus a chunk of the prompt of sequences still
+being read (so a long prompt does not stall the others for long), runs one `llama_decode`, and picks the next token
+of every sequence that has logits: a greedy one's straight from its row of logits (after its penalties, as its
+chain would), the others' with their own sampler chain (their own temperature, top_k, top_p, min_p, penalties and
+seed, in llama-cpp-python's order; a request with a grammar also its own grammar state: inference/text.py's
+ConstrainedSampler). Each request reads its pieces from its own queue, what has piled up at once. A request's stop
+flag ends its sequence at the next step and frees its slot; usage is counted per request, exactly as the serialized
+engine counts it. `bench/scheduler.py` shows where a step's time goes.
 
 A request with a seed is decoded batch-invariantly: in a `llama_decode` of its own each step (its prompt in
 chunks of PROMPT_CHUNK from its start), in KV cells of its own, so the kernels see the same shapes, and sum in
@@ -299,10 +299,10 @@ class BatchedTextEngine(LlamaTextEngine):
             self._take(sequence, token)
 
     def _picks(self, picking: list[_Sequence]) -> list[int]:
-        """The next token of each sequence, in the order of their logits in the last decode. Greedy ones (whose
-        chain would only take the highest logit) straight from the rows of logits; the others through their own
-        chain (and grammar state): as llama-cpp-python's generate, the penalties see only the reply's tokens,
-        accepted into the chain as they are picked."""
+        """The next token of each sequence, in the order of their logits in the last decode. Greedy ones straight
+        from the rows of logits (their penalties applied there: Sampler.greedy); the others through their own chain
+        (and grammar state): as llama-cpp-python's generate, the penalties see only the reply's tokens, accepted into
+        the chain as they are picked."""
         rows = None
         picks = []
         for row, sequence in enumerate(picking):
@@ -313,7 +313,7 @@ class BatchedTextEngine(LlamaTextEngine):
                 continue
             if rows is None:
                 rows = self._logits(len(picking))
-            picks.append(int(rows[row].argmax()))
+            picks.append(sampler.greedy(rows[row], sequence.generated))
         return picks
 
     def _logits(self, n: int) -> Any:
@@ -328,7 +328,7 @@ class BatchedTextEngine(LlamaTextEngine):
 
     def _take(self, sequence: _Sequence, token: int) -> None:
         """One sampled token: end, or emit its text (held back while it may start a stop sequence)."""
-        if self._is_eog(self._vocab, token):
+        if self.ends(token):
             self._finish(sequence, "stop")
             return
         sequence.completion += 1

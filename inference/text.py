@@ -16,6 +16,7 @@ import dataclasses
 import math
 import random
 import threading
+from collections import Counter
 from collections.abc import Callable, Generator, Iterator, Sequence
 from functools import partial
 from pathlib import Path
@@ -106,10 +107,34 @@ class Sampler:
             lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_temp(p.temperature))
             lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_dist(seed))
         self.chain = chain
-        # The chain only takes the highest logit (the first of equals, as numpy's argmax): the batching engine picks
-        # such requests' tokens itself, from its rows of logits, without the chain's copy of the vocabulary.
+        # Greedy, the chain takes the highest logit (the first of equals, as numpy's argmax) after its penalties: the
+        # batching engine picks such requests' tokens itself from its rows of logits (`greedy`), without the chain's
+        # copy of the whole vocabulary. Not with both a frequency and a presence penalty: their sum could round
+        # differently in C (a fused multiply-add), and the pick must be the chain's.
         neutral = p.repetition_penalty == 1 and not p.frequency_penalty and not p.presence_penalty
-        self.argmax = p.temperature <= 0 and neutral
+        self.argmax = p.temperature <= 0 and not (p.frequency_penalty and p.presence_penalty)
+        self._penalties = None if neutral else (p.repetition_penalty, p.frequency_penalty, p.presence_penalty)
+
+    def greedy(self, row: Any, reply: Sequence[int]) -> int:
+        """The token the chain would pick (`argmax` samplers) from this row of logits (a float32 numpy array, changed
+        in place) after the reply so far: llama.cpp's penalties over the reply's last PENALTY_LAST_N tokens, in float32
+        as llama.cpp computes them, then the highest logit (the first of equals)."""
+        best = int(row.argmax())
+        if self._penalties is None or not reply:
+            return best
+        window = reply[-PENALTY_LAST_N:]
+        repeat, frequency, presence = self._penalties
+        if best not in window and repeat >= 1 and frequency >= 0 and presence >= 0:
+            return best  # penalties that only lower logits leave the highest unpenalized one first
+        import numpy as np
+
+        counted = Counter(window)
+        ids = np.fromiter(counted.keys(), np.int64, len(counted))
+        counts = np.fromiter(counted.values(), np.float32, len(counted))
+        logits = row[ids]
+        logits = np.where(logits <= 0, logits * np.float32(repeat), logits / np.float32(repeat))
+        row[ids] = logits - (counts * np.float32(frequency) + np.float32(presence))
+        return int(row.argmax())
 
     def sample(self, ctx: Any, index: int) -> int:
         """Pick the token for the logits at `index` of the last decode, and accept it into the chain."""
@@ -387,6 +412,7 @@ class LlamaTextEngine:
         self._vocab = self.llm._model.vocab
         self._is_eog = llama_cpp.llama_vocab_is_eog
         self._pieces: dict[int, bytes] = {}
+        self._ends: dict[int, bool] = {}
         self._formatter = None
         template = self.llm.metadata.get("tokenizer.chat_template")
         if template:
@@ -407,6 +433,14 @@ class LlamaTextEngine:
         if piece is None:
             piece = self._pieces[token] = self.llm.detokenize([token])
         return piece
+
+    def ends(self, token: int) -> bool:
+        """Whether the token ends a reply (end of generation), asked of llama.cpp once per token: a call into it
+        lets other threads take the GIL, and the batching engine's scheduler would wait for them at every token."""
+        end = self._ends.get(token)
+        if end is None:
+            end = self._ends[token] = bool(self._is_eog(self._vocab, token))
+        return end
 
     @property
     def has_chat_template(self) -> bool:
@@ -553,7 +587,7 @@ class LlamaTextEngine:
                 stopping_criteria=stop_requested,
             )
         for token in tokens:
-            if self._is_eog(self._vocab, token):
+            if self.ends(token):
                 finish = "stop"
                 break
             completion += 1

@@ -335,3 +335,52 @@ def test_a_burst_larger_than_the_slots_queues_and_completes_in_order():
     assert all(r[-1].usage.completion_tokens >= 1 and r[-1].finish_reason in ("stop", "length") for r in results)
     starts = [job.started_at for job in jobs]
     assert starts == sorted(starts)  # admitted in the order they came
+
+
+def test_greedy_picks_with_penalties_are_the_sampler_chains():
+    """Greedy requests with penalties are picked from the row of logits (Sampler.greedy), not by the llama.cpp chain:
+    on synthetic logits (all negative in half the cases, a tie, replies longer than the penalty window whose repeats
+    are the likeliest tokens) every pick equals the chain's, and the penalties change the pick in many cases."""
+    import ctypes
+
+    import llama_cpp
+    import numpy as np
+
+    from inference.text import Sampler
+
+    spec = catalog_spec("smollm2-135m-instruct")
+    llm = llama_cpp.Llama(model_path=str(spec.path), n_ctx=64, n_threads=THREADS, verbose=False)
+    llm.eval([llm.token_bos()])  # one row of logits in the context, which the chain reads
+    n_vocab = llm.n_vocab()
+    address = ctypes.cast(llama_cpp.llama_get_logits_ith(llm._ctx.ctx, -1), ctypes.c_void_p).value
+    buffer = np.frombuffer((ctypes.c_float * n_vocab).from_address(address), np.float32)
+    rng = np.random.default_rng(7)
+    changed = cases = 0
+    for trial in range(40):
+        logits = (rng.standard_normal(n_vocab) * 3).astype(np.float32)
+        top = np.argsort(-logits)[:12]
+        logits[top[1]] = logits[top[0]]  # a tie: the first of equals wins
+        if trial % 2:  # every logit negative: the penalty multiplies them
+            logits -= logits[top[0]] + np.float32(0.05)
+        reply = [int(t) for t in rng.choice(top, size=int(rng.integers(1, 100)))]
+        for repeat, frequency, presence in [(1.1, 0, 0), (1.3, 0.5, 0), (0.8, 0, 0.7), (1.0, -0.5, 0), (1.5, 0, -1)]:
+            params = SamplingParams(
+                temperature=0,
+                repetition_penalty=repeat,
+                frequency_penalty=frequency,
+                presence_penalty=presence,
+            )
+            sampler = Sampler(llama_cpp, n_vocab, params, seed=trial)
+            assert sampler.argmax
+            for token in reply:
+                llama_cpp.llama_sampler_accept(sampler.chain, token)
+            buffer[:] = logits
+            chains = sampler.sample(llm._ctx.ctx, -1)
+            ours = sampler.greedy(logits.copy(), reply)
+            sampler.close()
+            assert ours == chains, (trial, repeat, frequency, presence)
+            changed += ours != int(logits.argmax())
+            cases += 1
+    assert changed > cases // 4  # the penalties did decide
+    both = SamplingParams(temperature=0, frequency_penalty=0.5, presence_penalty=0.5)
+    assert not Sampler(llama_cpp, n_vocab, both, seed=1).argmax  # picked by the chain
