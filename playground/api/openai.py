@@ -9,6 +9,7 @@ same. Every answer says where it ran: ``service_tier`` "gpu" or "cpu" in JSON bo
 from __future__ import annotations
 
 import base64
+import json
 import struct
 import time
 import uuid
@@ -287,11 +288,24 @@ async def _text_events(request: TextRequest, run: serving.Run[TextChunk], first:
             )
         return sse(_dump_chunk(chunk))
 
+    frame: tuple[bytes, bytes] | None = None
+
+    def text_event(text: str) -> bytes:
+        """A piece of text's event: the chunk above, made once around a marker and filled in for each piece (the
+        chunks of a reply's text differ only in it), which saves the models' work at every token."""
+        nonlocal frame
+        if frame is None:
+            marker = "\x00piece\x00"
+            whole, encoded = event(marker, None), json.dumps(marker, ensure_ascii=False).encode()
+            before, _, after = whole.partition(encoded)
+            frame = (before, after)
+        return frame[0] + json.dumps(text, ensure_ascii=False).encode() + frame[1]
+
     def events(pieces: list[ToolEvent]) -> Iterator[bytes]:
         """A tool call's first delta has its id and name; its arguments follow in pieces, as OpenAI sends them."""
         for piece in pieces:
             if isinstance(piece, TextPiece):
-                yield event(piece.text, None)
+                yield text_event(piece.text) if piece.text else event(piece.text, None)
             elif isinstance(piece, CallStart):
                 function = contract.ChunkFunction(name=piece.name, arguments="")
                 start = contract.ChunkToolCall(

@@ -11,6 +11,10 @@ from typing import Any
 
 import pytest
 
+from playground.api.http import sse
+from playground.api.openai import _dump_chunk
+from playground.contract import openai as contract
+
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
@@ -135,6 +139,24 @@ async def test_chat_stream_sends_openai_chunks_usage_and_done(async_client, auth
     assert all(c["usage"] is None for c in chunks[:-1])
     assert chunks[-1]["choices"] == []
     assert chunks[-1]["usage"] == {"prompt_tokens": 4, "completion_tokens": 4, "total_tokens": 8}
+
+
+async def test_streamed_text_pieces_are_the_contracts_chunks_whatever_the_text(async_client, auth, fake_pool):
+    """Text chunks are made once around a marker and filled in per piece: quotes, backslashes, non-ASCII, a control
+    character and markup come through exactly, byte for byte the events the contract's chunks make."""
+    content = 'say "hi" \\ ünï 🐉 </script> \x01'
+    body = {"model": "fake-chat", "messages": [{"role": "user", "content": content}], "max_tokens": 12, "stream": True}
+    raw = await streamed(await post_json(async_client, "/v1/chat/completions", body, auth))
+    blocks = [block + b"\n\n" for block in raw.split(b"\n\n") if block]
+    chunks = sse_events(raw)[:-1]
+    texts = [(b, c) for b, c in zip(blocks, chunks, strict=False) if c["choices"] and c["choices"][0]["delta"]]
+    texts = texts[1:]  # after the role's chunk
+    assert "".join(c["choices"][0]["delta"]["content"] for _, c in texts).startswith("You said: " + content)
+    head = {k: texts[0][1][k] for k in ("id", "created", "model", "service_tier", "system_fingerprint")}
+    for block, chunk in texts:
+        delta = contract.ChunkDelta(content=chunk["choices"][0]["delta"]["content"])
+        made = contract.ChatCompletionChunk(choices=[contract.ChatChunkChoice(delta=delta, finish_reason=None)], **head)
+        assert block == sse(_dump_chunk(made))
 
 
 async def test_chat_stream_without_usage_has_no_usage_chunk(async_client, auth, fake_pool):
