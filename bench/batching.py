@@ -218,8 +218,11 @@ def head_to_head(args: argparse.Namespace, count: object) -> None:
 
             def rate(side: str) -> float:
                 side_port, headers = sides[side]
-                body = chat_body(n)
-                return concurrent(lambda: sse_stream(side_port, "/v1/chat/completions", body, headers), count, 8)[0]  # type: ignore[arg-type]
+
+                def one() -> Result:  # a prompt of its own, as everywhere here
+                    return sse_stream(side_port, "/v1/chat/completions", chat_body(n), headers)
+
+                return concurrent(one, count, 8)[0]  # type: ignore[arg-type]
 
             for side in sides:  # warm-up: each side's first rounds touch its KV cells
                 rate(side)
