@@ -157,15 +157,31 @@ class Job[T]:
         finally:
             self.cancel()  # a consumer that stops early stops the engine too
 
-    async def __aiter__(self) -> AsyncIterator[T]:
+    def __aiter__(self) -> AsyncIterator[T]:
+        return self.items()
+
+    async def items(self, *, until: float | None = None) -> AsyncIterator[T]:
+        """What the engine yields, on the event loop. With `until` (the loop's clock), a wait for the next item past
+        it raises TimeoutError (what is already here is still given): one timer for the whole job, where a timeout
+        around each item would arm and cancel one per token."""
         loop = asyncio.get_running_loop()
         wake = asyncio.Event()
+        expired = False
+
+        def expire() -> None:
+            nonlocal expired
+            expired = True
+            wake.set()
+
         self._waker = lambda: loop.call_soon_threadsafe(wake.set)
+        timer = loop.call_at(until, expire) if until is not None else None
         try:
             while True:
                 try:
                     kind, value = self._items.get_nowait()
                 except queue.Empty:
+                    if expired:
+                        raise TimeoutError from None
                     await wake.wait()
                     wake.clear()  # re-check the queue after clearing: no lost wake-ups
                     continue
@@ -174,6 +190,8 @@ class Job[T]:
                     return
                 yield value
         finally:
+            if timer is not None:
+                timer.cancel()
             self._waker = None
             self.cancel()
 

@@ -143,14 +143,12 @@ class Run[T]:
     def __init__(self, job: Job[T], *, param: str | None = None) -> None:
         self.job = job
         self.param = param
-        self.deadline = asyncio.get_running_loop().time() + timeout_seconds()
-        self._items: AsyncIterator[T] = aiter(job)
+        self._items: AsyncIterator[T] = job.items(until=asyncio.get_running_loop().time() + timeout_seconds())
 
     async def next(self) -> T:
         """The next item; StopAsyncIteration when the job has ended."""
         try:
-            async with asyncio.timeout_at(self.deadline):
-                return await anext(self._items)
+            return await anext(self._items)
         except StopAsyncIteration:
             raise
         except TimeoutError:

@@ -43,39 +43,40 @@ def _bearer(request: HttpRequest) -> str:
     return value.strip() if scheme.lower() == "bearer" else ""
 
 
+def _admit(*, address: str, raw: str) -> tuple[Any, Any]:
+    """The caller (user, API token) of a request from `address` presenting `raw`, or a Problem: a banned address, a
+    wrong or missing token, a limit reached. Blocking (cache and database): the view makes one trip to a thread."""
+    banned_for = ban_remaining(address=address)
+    if banned_for > 0:
+        message = ban_message(address=address, seconds=banned_for)
+        raise Problem("banned", message, headers={"Retry-After": str(banned_for)})
+    if settings.PLAYGROUND_ROLE == "engine":  # a fleet's node: the web tier's cluster token, no user limits
+        if not hmac.compare_digest(raw.encode(), settings.PLAYGROUND_CLUSTER_TOKEN.encode()):
+            if raw:
+                auth_failure_record(address=address)
+            message = "invalid cluster token" if raw else "missing cluster token: send Authorization: Bearer"
+            raise Problem("invalid_api_key", message, headers={"WWW-Authenticate": "Bearer"})
+        return cluster_user(), None
+    token = token_authenticate(raw=raw) if raw else None
+    if token is None:
+        if raw:  # only a token presented and wrong counts: a missing header is no attempt (an <img> tag)
+            auth_failure_record(address=address)
+        message = "invalid API token" if raw else "missing API token: send Authorization: Bearer <token>"
+        raise Problem("invalid_api_key", message, headers={"WWW-Authenticate": "Bearer"})
+    limits_check(token=token, now=timezone.now())  # 429 rate_limit_exceeded
+    return token.user, token
+
+
 def api_view(view: AsyncView) -> AsyncView:
     """Wrap an async API view: ban check, token check, and every refusal as the documented error JSON."""
 
     @functools.wraps(view)
     async def wrapper(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
         try:
-            address = request_address(request)
-            banned_for = await sync_to_async(ban_remaining)(address=address)
-            if banned_for > 0:
-                message = ban_message(address=address, seconds=banned_for)
-                raise Problem("banned", message, headers={"Retry-After": str(banned_for)})
-            raw = _bearer(request)
-            if settings.PLAYGROUND_ROLE == "engine":  # a fleet's node: the web tier's cluster token, no user limits
-                if not hmac.compare_digest(raw.encode(), settings.PLAYGROUND_CLUSTER_TOKEN.encode()):
-                    if raw:
-                        await sync_to_async(auth_failure_record)(address=address)
-                    message = "invalid cluster token" if raw else "missing cluster token: send Authorization: Bearer"
-                    raise Problem("invalid_api_key", message, headers={"WWW-Authenticate": "Bearer"})
-                user = await sync_to_async(cluster_user)()
-                request.api_token = None  # type: ignore[attr-defined]
-                request.api_user = user  # type: ignore[attr-defined]
-                caller_set(Caller(user=user, source="api", endpoint=request.path))
-                return await view(request, *args, **kwargs)
-            token = await sync_to_async(token_authenticate)(raw=raw) if raw else None
-            if token is None:
-                if raw:  # only a token presented and wrong counts: a missing header is no attempt (an <img> tag)
-                    await sync_to_async(auth_failure_record)(address=address)
-                message = "invalid API token" if raw else "missing API token: send Authorization: Bearer <token>"
-                raise Problem("invalid_api_key", message, headers={"WWW-Authenticate": "Bearer"})
-            await sync_to_async(limits_check)(token=token, now=timezone.now())  # 429 rate_limit_exceeded
+            user, token = await sync_to_async(_admit)(address=request_address(request), raw=_bearer(request))
             request.api_token = token  # type: ignore[attr-defined]
-            request.api_user = token.user  # type: ignore[attr-defined]
-            caller_set(Caller(user=token.user, token=token, source="api", endpoint=request.path))
+            request.api_user = user  # type: ignore[attr-defined]
+            caller_set(Caller(user=user, token=token, source="api", endpoint=request.path))
             return await view(request, *args, **kwargs)
         except EngineError as exc:  # a Problem, or an engine's refusal
             return error_response(problem(exc), path=request.path)  # in the shape of the route's dialect

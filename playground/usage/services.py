@@ -252,10 +252,8 @@ def _create_retrying(create: Callable[[], UsageRecord], *, metering: Metering) -
 
 
 def usage_record(*, metering: Metering, outcome: str, error: str, latency_ms: float) -> UsageRecord:
-    """Write the record for this inference. A second call with the same request_id returns the first record."""
-    existing = UsageRecord.objects.filter(request_id=metering.request_id).first()
-    if existing is not None:
-        return existing
+    """Write the record for this inference. A second call with the same request_id returns the first record (the
+    key is unique: its insert fails, without a look first at every first call)."""
     spec = engines.get_pool().spec(metering.model_id)
     now = timezone.now()
     price = price_at(spec=spec, at=now)
@@ -294,7 +292,7 @@ def usage_record(*, metering: Metering, outcome: str, error: str, latency_ms: fl
             ),
             metering=metering,
         )
-    except IntegrityError:  # the same request recorded concurrently: keep the first
+    except IntegrityError:  # the same request recorded before, or concurrently: keep the first
         return UsageRecord.objects.get(request_id=metering.request_id)
     from playground.usage import metrics
 

@@ -182,6 +182,22 @@ async def test_cancelling_the_async_consumer_stops_the_engine():
     assert job.cancelled
 
 
+async def test_a_wait_past_the_time_limit_raises_after_what_was_already_there_and_stops_the_engine():
+    worker = make_worker(FakeTextEngine(delay=0.05))
+    job = worker.submit(lambda e, stop: e.chat([ChatMessage("user", "x")], SamplingParams(max_tokens=100), stop))
+    loop = asyncio.get_running_loop()
+    items = job.items(until=loop.time() + 0.3)
+    first = await anext(items)  # within the limit
+    await asyncio.sleep(0.5)  # the limit passes while the consumer is busy; the engine goes on meanwhile
+    got = [first]
+    with pytest.raises(TimeoutError):
+        while True:
+            got.append(await anext(items))
+    assert 5 <= len(got) < 100  # the chunks made before the limit came first, then the wait for more timed out
+    assert got[-1].finish_reason is None and job.cancelled
+    assert not [h for h in loop._scheduled if not h.cancelled()]  # type: ignore[attr-defined]  # no timer left
+
+
 @pytest.mark.skipif(not hasattr(os, "getpriority"), reason="nice values are a POSIX feature")
 def test_the_engine_thread_runs_at_the_configured_nice_value_and_the_caller_is_untouched():
     base = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
