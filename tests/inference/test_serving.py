@@ -193,7 +193,7 @@ async def test_a_wait_past_the_time_limit_raises_after_what_was_already_there_an
     with pytest.raises(TimeoutError):
         while True:
             got.append(await anext(items))
-    assert 5 <= len(got) < 100  # the chunks made before the limit came first, then the wait for more timed out
+    assert 2 <= len(got) < 100  # the chunks made before the limit came first, then the wait for more timed out
     assert got[-1].finish_reason is None and job.cancelled
     assert not [h for h in loop._scheduled if not h.cancelled()]  # type: ignore[attr-defined]  # no timer left
 
